@@ -1,0 +1,269 @@
+"""The pytest plugin: hands plans a ready bench and keeps the evidence of the run.
+
+Loaded with `-p bench.plugin` (the `bessbench qualify` command does this). Options:
+`--bench FILE` (default: the virtual bench), `--defect NAME` (virtual bench only, repeatable),
+`--out DIR` (run folder), `--allow-control` (command a real PCS; the virtual one always is).
+Teardown puts the bench in its safe state after success, failure, exception or Ctrl-C.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.capture import WaveformCapture
+from bench.config import BenchConfig, BenchFileError, load_bench
+from bench.evidence import RunFolder, new_run_id, software_version
+from bench.measurements import MeasurementRecorder
+from bench.profiles import Profile, ProfileError, load_profile
+
+log = logging.getLogger("bessbench")
+
+BENCH_KEY = pytest.StashKey[BenchConfig]()
+PROFILE_KEY = pytest.StashKey[Profile]()
+RUN_KEY = pytest.StashKey[RunFolder]()
+SESSION_KEY = pytest.StashKey[object]()
+RECORDER_KEY = pytest.StashKey[MeasurementRecorder]()
+RESULTS_KEY = pytest.StashKey[list]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("bessbench")
+    group.addoption("--bench", default=None, help="bench file (TOML); default: the virtual bench")
+    group.addoption("--defect", action="append", default=[],
+                    help="seeded PCS defect on the virtual bench (repeatable)")
+    group.addoption("--out", default=None, help="run folder (default reports/<run-id>)")
+    group.addoption("--allow-control", action="store_true", default=False,
+                    help="allow commands to a real PCS (the virtual PCS is always controllable)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "test_id(id): the qualification test id (T1…T12, DR, C1, C2)")
+    try:
+        bench = load_bench(config.getoption("--bench"))
+        profile = load_profile(bench.profile, relative_to=bench.path.parent)
+    except (BenchFileError, ProfileError) as exc:
+        raise pytest.UsageError(str(exc)) from None
+    if config.getoption("--defect") and not bench.is_virtual:
+        raise pytest.UsageError("--defect applies to the virtual bench only; "
+                                f"{bench.path} describes a real bench")
+    out = config.getoption("--out")
+    run = RunFolder(Path(out) if out else Path("reports") / new_run_id())
+    run.write_text("bench.toml", bench.raw_text)
+    run.write_json("software.json", software_version())
+    run.write_json("run.json", {"bench_file": str(bench.path), "profile": profile.id,
+                                "profile_file": str(profile.path), "defects": config.getoption("--defect"),
+                                "virtual": bench.is_virtual})
+    shutil.copy(profile.path, run.root / "profile.toml")
+    config.stash[BENCH_KEY] = bench
+    config.stash[PROFILE_KEY] = profile
+    config.stash[RUN_KEY] = run
+    config.stash[RESULTS_KEY] = []
+
+
+# ------------------------------------------------------------------ the bench
+
+class _BenchResources:
+    """The virtual bench process (if any) and the opened session, torn down together."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.sim = None
+        self.session = None
+        self.closed = False
+
+    def open(self):
+        from bench.session import BenchSession
+        from bench.virtual import VirtualBenchProcess, resolve_virtual
+
+        bench = self.config.stash[BENCH_KEY]
+        run = self.config.stash[RUN_KEY]
+        control = None
+        allow_control = self.config.getoption("--allow-control")
+        if bench.is_virtual:
+            self.sim = VirtualBenchProcess(bench.path, tuple(self.config.getoption("--defect")),
+                                           lockstep=True, log_path=run.root / "virtual_bench.log")
+            endpoints = self.sim.start()
+            run.write_json("virtual_bench.json", endpoints)
+            bench = resolve_virtual(bench, endpoints)
+            control = endpoints["control"]
+            allow_control = True
+        self.session = BenchSession(bench, run, allow_control=allow_control, control_address=control)
+        self.session.open()
+        return self.session
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if self.session is not None:
+                report = self.session.close()
+                if not report.ok:
+                    log.error("safe state incomplete: %s", report.steps)
+        finally:
+            if self.sim is not None:
+                self.sim.stop()
+
+
+@pytest.fixture(scope="session")
+def bench_session(pytestconfig: pytest.Config):
+    resources = _BenchResources(pytestconfig)
+    pytestconfig.stash[SESSION_KEY] = resources
+    try:
+        yield resources.open()
+    finally:
+        resources.close()
+
+
+@pytest.fixture(scope="session")
+def bench_config(pytestconfig: pytest.Config) -> BenchConfig:
+    return pytestconfig.stash[BENCH_KEY]
+
+
+@pytest.fixture(scope="session")
+def profile(pytestconfig: pytest.Config) -> Profile:
+    return pytestconfig.stash[PROFILE_KEY]
+
+
+@pytest.fixture(scope="session")
+def run_folder(pytestconfig: pytest.Config) -> RunFolder:
+    return pytestconfig.stash[RUN_KEY]
+
+
+@pytest.fixture(scope="session")
+def clock(bench_session):
+    return bench_session.clock
+
+
+@pytest.fixture(scope="session")
+def pcs(bench_session):
+    return bench_session.pcs
+
+
+@pytest.fixture(scope="session")
+def grid_simulator(bench_session):
+    return bench_session.instrument("grid_simulator")
+
+
+@pytest.fixture(scope="session")
+def dc_source(bench_session):
+    return bench_session.instrument("dc_source")
+
+
+@pytest.fixture(scope="session")
+def capture(bench_session, run_folder) -> WaveformCapture:
+    scope_config = bench_session.config.instruments["oscilloscope"]
+    return WaveformCapture(bench_session.instrument("oscilloscope"), scope_config.channels,
+                           run_folder, bench_session.clock, bench_session.identities.get("oscilloscope"))
+
+
+@pytest.fixture
+def measurements(request: pytest.FixtureRequest, run_folder: RunFolder) -> MeasurementRecorder:
+    marker = request.node.get_closest_marker("test_id")
+    test_id = marker.args[0] if marker else request.node.name
+    recorder = MeasurementRecorder(test_id)
+    request.node.stash[RECORDER_KEY] = recorder
+    yield recorder
+    run_folder.add_measurements(recorder.measurements)
+
+
+# ------------------------------------------------------------------ safety on interruption
+
+def pytest_keyboard_interrupt(excinfo) -> None:
+    # Ctrl-C: pytest may skip fixture teardown; the bench must still end safe.
+    _close_bench_from_anywhere()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _close_bench_from_anywhere(session.config)
+
+
+_CONFIGS: list[pytest.Config] = []
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _CONFIGS.append(session.config)
+
+
+def _close_bench_from_anywhere(config: pytest.Config | None = None) -> None:
+    for cfg in ([config] if config else list(_CONFIGS)):
+        resources = cfg.stash.get(SESSION_KEY, None)
+        if resources is not None:
+            resources.close()
+
+
+# ------------------------------------------------------------------ reporting
+
+def _measurements_html(recorder: MeasurementRecorder) -> str:
+    rows = []
+    for m in recorder.measurements:
+        color = "#2e7d32" if m.outcome == "PASS" else "#c62828"
+        value = "—" if m.value is None else f"{m.value:.4g}"
+        low = "" if m.low is None else f"{m.low:.4g}"
+        high = "" if m.high is None else f"{m.high:.4g}"
+        rows.append(f"<tr><td>{html.escape(m.name)}</td><td>{value}</td><td>{html.escape(m.units)}</td>"
+                    f"<td>{low}</td><td>{high}</td><td style='color:{color};font-weight:bold'>{m.outcome}</td>"
+                    f"<td>{html.escape(m.clause)}</td></tr>")
+    return ("<table border='1' cellpadding='3' style='border-collapse:collapse;margin:6px 0'>"
+            "<tr><th>measurement</th><th>value</th><th>units</th><th>low</th><th>high</th>"
+            "<th>outcome</th><th>profile clause</th></tr>" + "".join(rows) + "</table>")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when != "call":
+        if report.when == "setup" and report.failed:
+            item.config.stash[RESULTS_KEY].append((item, "ERROR", _first_line(report)))
+        return
+    recorder = item.stash.get(RECORDER_KEY, None)
+    verdict = "PASS" if report.passed else ("SKIP" if report.skipped else "FAIL")
+    item.config.stash[RESULTS_KEY].append((item, verdict, "" if report.passed else _first_line(report)))
+    if recorder is None:
+        return
+    try:
+        from pytest_html import extras
+    except ImportError:
+        return
+    report_extras = getattr(report, "extras", [])
+    report_extras.append(extras.html(_measurements_html(recorder)))
+    for path in recorder.plots:
+        report_extras.append(extras.png(base64.b64encode(Path(path).read_bytes()).decode()))
+    report.extras = report_extras
+
+
+def _first_line(report) -> str:
+    if report.longrepr is None:
+        return ""
+    crash = getattr(report.longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else str(report.longrepr)
+    if isinstance(report.longrepr, tuple):  # skip: (file, line, reason)
+        text = report.longrepr[2]
+    return text.replace("AssertionError: ", "").splitlines()[0] if text else ""
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS_KEY, [])
+    run = config.stash.get(RUN_KEY, None)
+    if not results:
+        return
+    terminalreporter.section("bessbench verdicts")
+    for item, verdict, message in results:
+        marker = item.get_closest_marker("test_id")
+        test_id = marker.args[0] if marker else ""
+        line = f"{verdict:5} {test_id:4} {item.name}"
+        if message:
+            line += f" — {message}"
+        terminalreporter.write_line(line, red=verdict in ("FAIL", "ERROR"), green=verdict == "PASS")
+    if run is not None:
+        terminalreporter.write_line(f"evidence: {run.root}")
+
+
+def pytest_html_report_title(report) -> None:
+    report.title = "bessbench qualification report"

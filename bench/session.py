@@ -1,0 +1,117 @@
+"""A bench session: the opened instruments, the PCS, the clock, and the way back to safety.
+
+Opening identifies every instrument (*IDN?) and the PCS and records them in the run folder.
+`safe_state()` always runs in the same order — PCS stop, AC source output off, DC source
+output off — and goes on through every step even when one fails (a dead link must not stop
+the DC source from being switched off).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.clock import BenchClock, LockstepClock, WallClock
+from bench.config import BenchConfig
+from bench.evidence import RunFolder
+
+log = logging.getLogger("bessbench.session")
+
+SAFE_STATE_ORDER = ("pcs", "grid_simulator", "dc_source")
+
+
+@dataclass
+class SafeStateReport:
+    steps: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(step["outcome"] == "done" for step in self.steps)
+
+
+class BenchSession:
+    def __init__(self, config: BenchConfig, run: RunFolder, *, allow_control: bool,
+                 control_address: str | None = None):
+        self.config = config
+        self.run = run
+        self.allow_control = allow_control
+        self.control_address = control_address
+        self.clock: BenchClock | None = None
+        self.instruments: dict[str, Any] = {}
+        self.identities: dict[str, Any] = {}
+        self.pcs = None
+        self.safe_state_reports: list[SafeStateReport] = []
+
+    # ------------------------------------------------------------------ open
+    def open(self) -> "BenchSession":
+        from instruments.registry import open_instrument
+
+        self.clock = LockstepClock(self.control_address) if self.control_address else WallClock()
+        for role, inst in self.config.instruments.items():
+            driver = open_instrument(role, inst.driver, inst.resource, expected_model=inst.expected_model,
+                                     limits=self.config.safety.as_driver_limits(),
+                                     options=inst.options, timeout_s=inst.timeout_s)
+            self.instruments[role] = driver
+            self.identities[role] = {"resource": inst.resource, "driver": inst.driver,
+                                     **asdict(driver.identify())}
+        self.run.write_json("instruments.json", self.identities)
+        self.pcs = self._open_pcs()
+        return self
+
+    def _open_pcs(self):
+        from dut.pcs import PcsIdentity
+        from dut.sunspec_pcs import connect_pcs
+
+        ident = self.config.pcs.identity
+        expected = PcsIdentity(manufacturer=ident.manufacturer, model=ident.model,
+                               serial=ident.serial, version=None)
+        pcs = connect_pcs(self.config.pcs.connection, expected_identity=expected,
+                          allow_control=self.allow_control, clock_now=self.clock.now_s)
+        actual = pcs.identity()
+        self.identities["pcs"] = {"connection": self.config.pcs.connection, **asdict(actual)}
+        self.run.write_json("instruments.json", self.identities)
+        # Never command a PCS that is not the one the bench file names.
+        pcs.verify_identity(expected)
+        return pcs
+
+    def instrument(self, role: str):
+        if role not in self.instruments:
+            raise KeyError(f"this bench has no {role} (roles: {', '.join(self.instruments)})")
+        return self.instruments[role]
+
+    # ------------------------------------------------------------------ safety
+    def safe_state(self) -> SafeStateReport:
+        report = SafeStateReport()
+        for role in SAFE_STATE_ORDER:
+            target = self.pcs if role == "pcs" else self.instruments.get(role)
+            if target is None:
+                report.steps.append({"role": role, "outcome": "not open"})
+                continue
+            try:
+                if role == "pcs":
+                    target.stop()
+                else:
+                    target.safe_state()
+                report.steps.append({"role": role, "outcome": "done"})
+            except Exception as exc:  # keep going: the next output must still go off
+                log.error("safe state: %s failed: %s", role, exc)
+                report.steps.append({"role": role, "outcome": f"FAILED: {exc}"})
+        self.safe_state_reports.append(report)
+        self.run.write_json("safe_state.json", [r.steps for r in self.safe_state_reports])
+        return report
+
+    def close(self) -> SafeStateReport:
+        report = self.safe_state()
+        for driver in self.instruments.values():
+            try:
+                driver.close()
+            except Exception:  # closing a dead link is not worth failing for
+                pass
+        if self.pcs is not None:
+            try:
+                self.pcs.close()
+            except Exception:
+                pass
+        if self.clock is not None:
+            self.clock.close()
+        return report

@@ -1,0 +1,184 @@
+"""T7 — Low-voltage ride-through (balanced sags).
+
+Procedure, for each test point of the profile (residual voltage, duration):
+  setup    the PCS exports its pre-fault power with the profile's trip settings written to it;
+  stimulus the grid simulator sags all three phases to the residual voltage for the duration,
+           then returns to nominal; its trigger output starts the oscilloscope;
+  capture  per-phase PCC voltage and PCS current with pre-trigger, kept on disk;
+  judge    it stays connected; in mandatory operation its current never ceases; reactive
+           current is injected within the profile's response time (where the profile asks
+           for it); active power recovers within the profile's time after the voltage returns.
+Every limit comes from the profile; the report names the clause that judged it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from bench.capture import CaptureSettings
+from bench.plots import LevelMarker, RideThroughPlot, TimeMarker, plot_ride_through
+from bench.plugin import PROFILE_KEY
+from bench.ride_through import ride_through_signals, sag_figures
+from dut.pcs import RideThroughSettings
+from instruments.grid_simulator import GridSegment
+
+pytestmark = pytest.mark.test_id("T7")
+
+PHASE_VOLTAGES = ["v_a", "v_b", "v_c"]
+PHASE_CURRENTS = ["i_a", "i_b", "i_c"]
+RUNNING_STATES = ("RUNNING",)
+RETURN_SEGMENT_S = 0.1  # nominal voltage programmed after the sag, ends the transient list
+
+
+@dataclass(frozen=True)
+class SagPoint:
+    residual_v_pu: float
+    duration_s: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.residual_v_pu:.2f}pu-{self.duration_s:g}s"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "sag" in metafunc.fixturenames:
+        profile = metafunc.config.stash[PROFILE_KEY]
+        points = [SagPoint(float(p["residual_v_pu"]), float(p["duration_s"]))
+                  for p in profile.setting("lvrt.test_points")]
+        metafunc.parametrize("sag", points, ids=[p.label for p in points])
+
+
+@pytest.fixture(scope="module")
+def energised_bench(bench_config, dc_source, grid_simulator, pcs, clock, profile):
+    """DC source at nominal, grid at nominal, the profile's ride-through settings in the PCS."""
+    pcs_cfg = bench_config.pcs
+    dc_source.set_current_limits_a(bench_config.safety.max_dc_current_a, bench_config.safety.max_dc_current_a)
+    dc_source.set_voltage_v(pcs_cfg.vdc_nominal_v)
+    dc_source.output_on()
+    grid_simulator.configure_nominal(pcs_cfg.v_ln_nom_v, pcs_cfg.f_nom_hz)
+    grid_simulator.output_on()
+    clock.wait(0.2)
+    procedure = profile.setting("lvrt.procedure")
+    pcs.set_ride_through(RideThroughSettings(
+        lv_must_trip=[tuple(p) for p in procedure["lv_must_trip"]],
+        hv_must_trip=None,
+        lv_mom_cess_v_pu=float(procedure["lv_mom_cess_v_pu"]),
+        hv_mom_cess_v_pu=None,
+    ))
+    return procedure
+
+
+@pytest.fixture
+def exporting_pcs(energised_bench, bench_config, pcs, clock):
+    """The PCS running at the pre-fault power, restarted if an earlier point tripped it."""
+    procedure = energised_bench
+    p_w = procedure["pre_fault_p_pu"] * bench_config.pcs.s_rated_va
+    state = pcs.telemetry().state
+    if state not in RUNNING_STATES:
+        pcs.stop()
+        pcs.reset_alarms()
+        pcs.set_active_power_w(p_w)
+        pcs.set_reactive_power_var(0.0)
+        pcs.start()
+        clock.wait_until(lambda: pcs.telemetry().state in RUNNING_STATES, timeout_s=5.0, poll_s=0.1,
+                         what="the PCS to reach RUNNING")
+    pcs.set_active_power_w(p_w)
+    clock.wait_until(lambda: abs(pcs.telemetry().p_w - p_w) < 0.05 * bench_config.pcs.s_rated_va,
+                     timeout_s=10.0, poll_s=0.1, what=f"the PCS to export {p_w / 1e3:.0f} kW")
+    clock.wait(procedure["settle_s"])
+    return p_w
+
+
+def test_T7_lvrt_balanced_sag(sag: SagPoint, exporting_pcs, bench_config, profile, grid_simulator,
+                              capture, pcs, clock, measurements, run_folder, request):
+    pcs_cfg = bench_config.pcs
+    procedure = profile.setting("lvrt.procedure")
+    region = profile.region_for("lvrt.regions", sag.residual_v_pu)
+    if region is None:
+        pytest.fail(f"profile {profile.id}: no ride-through region covers {sag.residual_v_pu} pu")
+    if sag.duration_s > region.duration_s + 1e-9:
+        pytest.fail(f"profile {profile.id}: test point {sag.label} lasts longer than its region "
+                    f"({region.duration_s:g} s)")
+
+    # --- stimulus and capture ------------------------------------------------------
+    settings = CaptureSettings(sample_rate_hz=procedure["sample_rate_hz"],
+                               duration_s=procedure["pretrigger_s"] + sag.duration_s + procedure["post_s"],
+                               pretrigger_s=procedure["pretrigger_s"])
+    nominal = (pcs_cfg.v_ln_nom_v,) * 3
+    grid_simulator.program_transient([
+        GridSegment(sag.duration_s, tuple(sag.residual_v_pu * v for v in nominal), pcs_cfg.f_nom_hz),
+        GridSegment(RETURN_SEGMENT_S, nominal, pcs_cfg.f_nom_hz),
+    ])
+    capture.arm(settings, PHASE_VOLTAGES + PHASE_CURRENTS)
+    clock.wait(settings.pretrigger_s)          # the scope fills its pre-trigger record
+    grid_simulator.start_transient()
+    clock.wait(sag.duration_s + procedure["post_s"])
+    capture.wait_complete(timeout_s=10.0 + settings.duration_s)
+    after = pcs.telemetry()
+    frame = capture.fetch(request.node.name, "pcc_waveforms", PHASE_VOLTAGES + PHASE_CURRENTS,
+                          metadata={"test_point": sag.label, "pcs_state_after": after.state})
+
+    # --- analysis -----------------------------------------------------------------
+    window_s = 1.0 / pcs_cfg.f_nom_hz
+    t_s = frame.index.to_numpy()
+    sig = ride_through_signals(t_s, frame[PHASE_VOLTAGES].to_numpy().T, frame[PHASE_CURRENTS].to_numpy().T,
+                               sample_rate_hz=settings.sample_rate_hz, f_nominal_hz=pcs_cfg.f_nom_hz,
+                               v_ln_nom_v=pcs_cfg.v_ln_nom_v, i_rated_a=pcs_cfg.i_rated_a)
+    ceased_below = profile.clause("lvrt.current_ceased_below", "pu")
+    recovery_fraction = profile.clause("lvrt.power_recovery.fraction", "pu")
+    recovery_within = profile.clause("lvrt.power_recovery.within", "s")
+    fig = sag_figures(sig, sag_duration_s=sag.duration_s, window_s=window_s,
+                      ceased_below_pu=ceased_below.value, recovery_fraction=recovery_fraction.value)
+
+    # --- judge --------------------------------------------------------------------
+    measurements.record("residual_voltage_pcc", fig.residual_v_pu, "pu")
+    measurements.record(
+        "stayed_connected", 0.0 if after.state in ("TRIPPED", "FAULT") else 1.0, "bool",
+        clause=region.clause, low=1.0,
+        fail_message=f"the PCS tripped during a {sag.residual_v_pu:.2f} pu sag of {sag.duration_s:g} s "
+                     f"(state {after.state}); the region requires riding through for {region.duration_s:g} s")
+    if region.kind == "mandatory_operation":
+        observed_s = sag.duration_s + procedure["post_s"]
+        continuous_s = fig.current_ceased_at_s if fig.current_ceased_at_s is not None else observed_s
+        measurements.record(
+            "continuous_current", continuous_s, "s", clause=region.clause, low=observed_s,
+            fail_message=f"current ceased {continuous_s * 1e3:.0f} ms into a {sag.residual_v_pu:.2f} pu sag; "
+                         f"mandatory operation requires continuous current for {region.duration_s:g} s")
+        if profile.has("lvrt.reactive_current"):
+            gain = profile.clause("lvrt.reactive_current.min_gain", "pu/pu")
+            response = profile.clause("lvrt.reactive_current.response_time", "cycles")
+            required_delta_pu = gain.value * max(0.0, 1.0 - fig.residual_v_pu)
+            measurements.record(
+                "reactive_current_injection", fig.delta_iq_pu, "pu", clause=gain, low=required_delta_pu,
+                fail_message=f"reactive current rose by {fig.delta_iq_pu:.3f} pu during a {fig.residual_v_pu:.2f} pu "
+                             f"sag; at least {required_delta_pu:.3f} pu is required")
+            measurements.record(
+                "reactive_current_response_time", fig.iq_response_s, "s", clause=response,
+                high=response.value / pcs_cfg.f_nom_hz,
+                fail_message=("no reactive current response was seen" if fig.iq_response_s is None else
+                              f"reactive current reached 90 % after {fig.iq_response_s * 1e3:.1f} ms") +
+                             f"; required within {response.value:g} cycles ({response.value / pcs_cfg.f_nom_hz * 1e3:.1f} ms)")
+    measurements.record(
+        "active_power_recovery_time", fig.p_recovery_s, "s", clause=recovery_within, high=recovery_within.value,
+        fail_message=("active power did not recover" if fig.p_recovery_s is None else
+                      f"active power took {fig.p_recovery_s:.3f} s to recover") +
+                     f" to {recovery_fraction.value:.0%} of the pre-fault {fig.pre_p_w / 1e3:.0f} kW after the voltage "
+                     f"returned; required within {recovery_within.value:g} s")
+
+    # --- evidence plot --------------------------------------------------------------
+    markers = [TimeMarker(sag.duration_s + recovery_within.value, "P recovery limit")]
+    if profile.has("lvrt.reactive_current") and region.kind == "mandatory_operation":
+        markers.append(TimeMarker(response.value / pcs_cfg.f_nom_hz, "Iq response limit", "tab:purple"))
+    plot = RideThroughPlot(
+        title=f"T7 LVRT {sag.label} ({profile.id}, {region.kind.replace('_', ' ')})",
+        t_s=t_s, v_phases={n: frame[n].to_numpy() for n in PHASE_VOLTAGES},
+        i_phases={n: frame[n].to_numpy() for n in PHASE_CURRENTS},
+        cycle_t_s=sig.t_s, p_w=sig.p_w, q_var=sig.q_var, disturbance_s=(0.0, sag.duration_s),
+        pu_traces={"V1 (pu)": sig.v_pu, "Id (pu)": sig.id_pu, "Iq (pu)": sig.iq_pu},
+        time_markers=markers,
+        level_markers=[LevelMarker("power", recovery_fraction.value * fig.pre_p_w / 1e3, "P recovery level"),
+                       LevelMarker("pu", ceased_below.value, "current ceased below", "tab:gray")],
+    )
+    measurements.plots.append(plot_ride_through(plot, run_folder.plot_path(request.node.name, "ride_through")))
+    measurements.verdict()
