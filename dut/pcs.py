@@ -1,0 +1,161 @@
+"""The protocol-neutral PCS interface that test plans use.
+
+A plan talks about watts, vars, per-unit voltages and seconds; it never sees a register
+address or a protocol. Implementations (SunSpec over Modbus today, vendor maps later) check
+setpoints against the PCS ratings before anything is sent.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from .errors import SetpointOutOfRange
+
+
+@dataclass(frozen=True)
+class PcsIdentity:
+    manufacturer: str
+    model: str
+    serial: str
+    version: str | None = None  # firmware; reported, not compared
+
+
+@dataclass(frozen=True)
+class PcsRatings:
+    """Nameplate ratings as the PCS reports them (None where it does not)."""
+
+    s_rated_va: float
+    p_max_w: float
+    i_max_a: float | None
+    v_nom_v: float | None  # nominal AC voltage as reported (line-to-line for three-phase PCS)
+    q_max_injected_var: float | None = None
+    q_max_absorbed_var: float | None = None
+    p_charge_max_w: float | None = None
+    p_discharge_max_w: float | None = None
+    v_min_v: float | None = None
+    v_max_v: float | None = None
+    abnormal_operation_category: str | None = None  # "CAT_1" | "CAT_2" | "CAT_3"
+
+    @property
+    def p_range_w(self) -> tuple[float, float]:
+        """Allowed active power setpoints: charging negative, discharging positive."""
+        charge = self.p_charge_max_w if self.p_charge_max_w is not None else self.p_max_w
+        discharge = self.p_discharge_max_w if self.p_discharge_max_w is not None else self.p_max_w
+        return (-charge, discharge)
+
+    @property
+    def q_range_var(self) -> tuple[float, float]:
+        """Allowed reactive power setpoints: absorbing negative, injecting positive."""
+        absorbed = self.q_max_absorbed_var if self.q_max_absorbed_var is not None else self.s_rated_va
+        injected = self.q_max_injected_var if self.q_max_injected_var is not None else self.s_rated_va
+        return (-absorbed, injected)
+
+
+# States a PCS can report. The first six are the plant's vocabulary; STANDBY is the SunSpec
+# standby state, which the plant's vocabulary does not have.
+PCS_STATES = ("OFF", "STARTING", "RUNNING", "MOMENTARY_CESSATION", "TRIPPED", "FAULT", "STANDBY")
+
+
+@dataclass(frozen=True)
+class TelemetrySnapshot:
+    """One telemetry read. Fields the device does not report are None.
+
+    Sign convention: p_w > 0 exports (discharges) to the AC side; q_var > 0 injects reactive
+    power (capacitive, supporting voltage).
+    """
+
+    timestamp_s: float  # bench clock at the read, not the PC clock
+    state: str | None
+    v_ln_rms_v: tuple[float | None, float | None, float | None] | None
+    v_ll_rms_v: float | None
+    i_rms_a: tuple[float | None, float | None, float | None] | None
+    p_w: float | None
+    q_var: float | None
+    s_va: float | None
+    pf: float | None
+    freq_hz: float | None
+    vdc_v: float | None
+    idc_a: float | None
+    soc_pct: float | None
+    temperature_c: float | None
+    current_limited: bool | None
+    ride_through_active: bool | None
+    trip_reason: str | None
+    alarms: tuple[str, ...] = ()
+    device_state: str | None = None  # the state exactly as the device names it, for evidence
+
+
+@dataclass(frozen=True)
+class RideThroughSettings:
+    """Voltage ride-through as trip curves (plant semantics, see docs/contracts.md).
+
+    lv_must_trip: (v_pu, t_s) points: trip when the lowest phase voltage stays below v_pu for
+    longer than t_s. hv_must_trip likewise above. Current ceases while V < lv_mom_cess_v_pu or
+    V > hv_mom_cess_v_pu and resumes after.
+    """
+
+    lv_must_trip: tuple[tuple[float, float], ...] = field(default_factory=tuple)
+    hv_must_trip: tuple[tuple[float, float], ...] = field(default_factory=tuple)
+    lv_mom_cess_v_pu: float | None = None
+    hv_mom_cess_v_pu: float | None = None
+
+
+def check_in_range(name: str, value: float, low: float, high: float, unit: str) -> None:
+    """Raise SetpointOutOfRange unless low <= value <= high."""
+    if not low <= value <= high:
+        raise SetpointOutOfRange(f"{name} = {value:g} {unit} is outside {low:g}..{high:g} {unit}")
+
+
+class Pcs(ABC):
+    """What a plan may ask of the PCS under test."""
+
+    @abstractmethod
+    def identity(self) -> PcsIdentity: ...
+
+    @abstractmethod
+    def ratings(self) -> PcsRatings: ...
+
+    @abstractmethod
+    def verify_identity(self, expected: PcsIdentity) -> PcsIdentity:
+        """Read the identity; raise IdentityMismatch unless manufacturer, model, serial match."""
+
+    @abstractmethod
+    def start(self) -> None: ...
+
+    @abstractmethod
+    def stop(self) -> None: ...
+
+    @abstractmethod
+    def standby(self) -> None: ...
+
+    @abstractmethod
+    def set_active_power_w(self, p_w: float) -> None: ...
+
+    @abstractmethod
+    def set_reactive_power_var(self, q_var: float) -> None: ...
+
+    @abstractmethod
+    def set_active_power_ramp_w_per_s(self, ramp_w_per_s: float) -> None: ...
+
+    @abstractmethod
+    def set_ride_through(self, settings: RideThroughSettings) -> None: ...
+
+    @abstractmethod
+    def ride_through(self) -> RideThroughSettings: ...
+
+    @abstractmethod
+    def telemetry(self) -> TelemetrySnapshot: ...
+
+    @abstractmethod
+    def alarms(self) -> tuple[str, ...]: ...
+
+    def reset_alarms(self) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot reset alarms")
+
+    def set_limit_priority(self, priority: str) -> None:
+        """Current-limit priority "P" | "Q" | "mixed" where the PCS exposes it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot set the limit priority")
+
+    @abstractmethod
+    def close(self) -> None: ...
