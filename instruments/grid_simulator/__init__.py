@@ -1,0 +1,87 @@
+"""Role: the programmable AC grid simulator feeding the PCS through the bench impedance.
+
+Plans program steady conditions (nominal voltage and frequency) and transients (a list of
+segments: sags, swells, frequency steps) and never see the instrument's SCPI dialect.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from instruments.scpi import ScpiInstrument
+
+#: phases by the names a plan may use; the instruments number them 1, 2, 3
+PHASE_NUMBERS: dict[object, int] = {1: 1, 2: 2, 3: 3, "A": 1, "B": 2, "C": 3,
+                                    "a": 1, "b": 2, "c": 3}
+
+
+@dataclass(frozen=True)
+class GridSegment:
+    """One step of a transient: hold these line-to-neutral rms voltages and this frequency."""
+
+    duration_s: float
+    v_ln_v: tuple[float, float, float]     # phases A, B, C, rms line-to-neutral
+    freq_hz: float
+
+    @property
+    def balanced(self) -> bool:
+        return self.v_ln_v[0] == self.v_ln_v[1] == self.v_ln_v[2]
+
+
+@dataclass(frozen=True)
+class GridReading:
+    """What the grid simulator measures at its own output terminals."""
+
+    v_ln_rms_v: tuple[float, float, float]
+    i_rms_a: tuple[float, float, float]
+    p_w: tuple[float, float, float]        # real power per phase, W (> 0 = delivered by the source)
+    freq_hz: float
+
+    @property
+    def p_total_w(self) -> float:
+        return sum(self.p_w)
+
+
+class GridSimulator(ScpiInstrument, ABC):
+    """Role interface: a three-phase programmable AC source."""
+
+    ROLE = "grid_simulator"
+
+    @abstractmethod
+    def configure_nominal(self, v_ln_v: float, freq_hz: float) -> None:
+        """Balanced three-phase at ``v_ln_v`` rms line-to-neutral and ``freq_hz``, phases 0/−120/+120°."""
+
+    @abstractmethod
+    def set_voltage_ln_v(self, v: float, phase: int | str | None = None) -> None:
+        """Set the rms line-to-neutral voltage of one phase (1–3 or "A"–"C") or of all (None)."""
+
+    @abstractmethod
+    def set_frequency_hz(self, f: float) -> None: ...
+
+    @abstractmethod
+    def output_on(self) -> None: ...
+
+    @abstractmethod
+    def output_off(self) -> None: ...
+
+    @abstractmethod
+    def program_transient(self, segments: list[GridSegment]) -> None:
+        """Load a transient; every segment is checked against the limits before anything is sent."""
+
+    @abstractmethod
+    def start_transient(self) -> None:
+        """Run the loaded transient (and pulse the trigger output wired to the scope)."""
+
+    @abstractmethod
+    def abort_transient(self) -> None: ...
+
+    @abstractmethod
+    def measure(self) -> GridReading: ...
+
+    def safe_state(self) -> None:
+        """Stop any transient and open the output; never raises."""
+        self._send_safely(["ABORT", "OUTP OFF"])
+
+
+__all__ = ["GridSimulator", "GridSegment", "GridReading", "PHASE_NUMBERS"]

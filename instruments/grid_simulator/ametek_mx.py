@@ -1,0 +1,233 @@
+"""AMETEK / California Instruments MX series three-phase AC source (MX30, MX45, MX90 …).
+
+SCPI from the MX/Sequoia programming manuals: phases are addressed with ``INST:NSEL 1|2|3``
+while ``INST:COUP NONE``, or all at once with ``INST:COUP ALL``. Measurements are "phase
+selectable": they report the phase chosen with ``INST:NSEL``. Transients are lists
+(``LIST:DWEL``, ``LIST:VOLT``, ``LIST:FREQ``) played once when the transient system is
+initiated; the rear-panel trigger output ("function strobe") pulses at the beginning of the
+transient (``OUTP:TTLT:SOUR BOT``) and is wired to the oscilloscope's AUX input.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from instruments.grid_simulator import PHASE_NUMBERS, GridReading, GridSegment, GridSimulator
+from instruments.scpi import control, format_number, measurement
+
+log = logging.getLogger(__name__)
+
+_ON_OFF = {True: "ON", False: "OFF"}
+
+
+class AmetekMx(GridSimulator):
+    """MX series in three-phase mode."""
+
+    MODEL_PATTERNS = ("MX*",)
+    MANUFACTURERS = ("AMETEK", "California Instruments")
+
+    #: frequency range of the MX series (standard, without the 5 kHz option)
+    FREQUENCY_RANGE_HZ = (16.0, 1000.0)
+    #: transient list length of the MX controller
+    MAX_LIST_POINTS = 100
+    #: shortest / longest dwell of one list point
+    DWELL_RANGE_S = (0.0002, 86_400.0)
+
+    # -- settings, as the manual lists them ----------------------------------------------
+    phases_coupled = control(
+        "INST:COUP?", "INST:COUP {value}",
+        "Program all phases at once (ALL) or only the one selected with INST:NSEL (NONE).",
+        choices={True: "ALL", False: "NONE"})
+    selected_phase = control(
+        "INST:NSEL?", "INST:NSEL {value}",
+        "Phase addressed by programming commands when uncoupled, and by measurements.",
+        valid_range=(1, 3), cast=int)
+    voltage_ac_v = control(
+        "VOLT:AC?", "VOLT:AC {value}",
+        "Rms line-to-neutral output voltage of the addressed phase(s).",
+        valid_range="voltage_span_v", units="V", safety_limit="max_voltage_ln_v")
+    frequency_hz = control(
+        "FREQ?", "FREQ {value}", "Output frequency (common to all phases).",
+        valid_range=FREQUENCY_RANGE_HZ, units="Hz")
+    phase_angle_deg = control(
+        "PHAS?", "PHAS {value}",
+        "Phase angle of the addressed phase relative to phase A.",
+        valid_range=(0.0, 360.0), units="deg")
+    current_limit_a = control(
+        "CURR?", "CURR {value}", "Rms current limit of the addressed phase(s).",
+        valid_range="current_span_a", units="A", safety_limit="max_current_a")
+    output_enabled = control("OUTP?", "OUTP {value}", "Output relay closed.", choices=_ON_OFF)
+
+    voltage_mode = control(
+        "VOLT:MODE?", "VOLT:MODE {value}", "What a transient trigger does to the voltage.",
+        choices={"fixed": "FIXed", "step": "STEP", "pulse": "PULSe", "list": "LIST"})
+    frequency_mode = control(
+        "FREQ:MODE?", "FREQ:MODE {value}", "What a transient trigger does to the frequency.",
+        choices={"fixed": "FIXed", "step": "STEP", "pulse": "PULSe", "list": "LIST"})
+    list_repeat_count = control(
+        "LIST:COUN?", "LIST:COUN {value}", "How many times the list runs per trigger.",
+        valid_range=(1, 65535), cast=int)
+    transient_trigger_source = control(
+        "TRIG:TRAN:SOUR?", "TRIG:TRAN:SOUR {value}", "What starts an initiated transient.",
+        choices={"immediate": "IMMediate", "bus": "BUS", "external": "EXTernal"})
+    trigger_output_enabled = control(
+        "OUTP:TTLT?", "OUTP:TTLT {value}", "Rear-panel trigger output (function strobe) enabled.",
+        choices=_ON_OFF)
+    trigger_output_source = control(
+        "OUTP:TTLT:SOUR?", "OUTP:TTLT:SOUR {value}",
+        "When the trigger output pulses: beginning / end of transient, or per list point.",
+        choices={"begin": "BOT", "end": "EOT", "list": "LIST"})
+
+    measured_voltage_ac_v = measurement("MEAS:VOLT:AC?", "Rms voltage of the selected phase.", units="V")
+    measured_current_ac_a = measurement("MEAS:CURR:AC?", "Rms current of the selected phase.", units="A")
+    measured_power_ac_w = measurement("MEAS:POW:AC?", "Real power of the selected phase.", units="W")
+    measured_frequency_hz = measurement("MEAS:FREQ?", "Output frequency.", units="Hz")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The MX has a 150 V and a 300 V (line-to-neutral) range; which one the bench wiring
+        # uses is a bench fact (option), not something to switch from a test plan.
+        self.voltage_span_v = (0.0, float(self.options.get("voltage_range_v", 300.0)))
+        self.current_span_a = (0.0, float(self.options.get("current_range_a", 1000.0)))
+        self.use_trigger_output = bool(self.options.get("trigger_output", True))
+
+    # -- role methods ---------------------------------------------------------------------
+    def configure_nominal(self, v_ln_v: float, freq_hz: float) -> None:
+        self._check_voltage(v_ln_v)
+        self._check_frequency(freq_hz)
+        current_a = self.options.get("current_limit_a")
+        if current_a is not None:
+            self.check_value("current_limit_a", float(current_a), valid_range=self.current_span_a,
+                             units="A", safety_limit="max_current_a")
+        self.phases_coupled = True
+        self.voltage_mode = "fixed"
+        self.frequency_mode = "fixed"
+        self.frequency_hz = freq_hz
+        self.voltage_ac_v = v_ln_v
+        if current_a is not None:
+            self.current_limit_a = float(current_a)
+        # phase B lags A by 120°, phase C leads A by 120° (= lags by 240°)
+        self.phases_coupled = False
+        for phase, angle_deg in ((2, 240.0), (3, 120.0)):
+            self.selected_phase = phase
+            self.phase_angle_deg = angle_deg
+        self.phases_coupled = True
+        self.check_errors("configuring nominal voltage and frequency")
+
+    def set_voltage_ln_v(self, v: float, phase: int | str | None = None) -> None:
+        self._check_voltage(v)
+        if phase is None:
+            self.phases_coupled = True
+            self.voltage_ac_v = v
+        else:
+            number = self._phase_number(phase)
+            self.phases_coupled = False
+            self.selected_phase = number
+            self.voltage_ac_v = v
+            self.phases_coupled = True
+        self.check_errors(f"setting the voltage to {v:g} V")
+
+    def set_frequency_hz(self, f: float) -> None:
+        self._check_frequency(f)
+        self.frequency_hz = f
+        self.check_errors(f"setting the frequency to {f:g} Hz")
+
+    def output_on(self) -> None:
+        self.output_enabled = True
+        self.check_errors("closing the output")
+
+    def output_off(self) -> None:
+        self.output_enabled = False
+
+    def program_transient(self, segments: list[GridSegment]) -> None:
+        segments = list(segments)
+        self._check_segments(segments)          # everything, before the first command
+        dwell = ",".join(format_number(s.duration_s) for s in segments)
+        freq = ",".join(format_number(s.freq_hz) for s in segments)
+        self.write("ABORT")                      # an idle transient system accepts new lists
+        self.phases_coupled = True
+        self.write(f"LIST:DWEL {dwell}")
+        self.write(f"LIST:FREQ {freq}")
+        if all(s.balanced for s in segments):
+            self.write("LIST:VOLT " + ",".join(format_number(s.v_ln_v[0]) for s in segments))
+        else:
+            # unbalanced sags: one voltage list per phase, addressed one phase at a time
+            self.phases_coupled = False
+            for index in range(3):
+                self.selected_phase = index + 1
+                self.write("LIST:VOLT " + ",".join(format_number(s.v_ln_v[index]) for s in segments))
+            self.phases_coupled = True
+        self.list_repeat_count = 1
+        self.voltage_mode = "list"
+        self.frequency_mode = "list"
+        self.transient_trigger_source = "immediate"
+        if self.use_trigger_output:
+            self.trigger_output_source = "begin"
+            self.trigger_output_enabled = True
+        self.check_errors(f"programming a {len(segments)}-segment transient")
+
+    def start_transient(self) -> None:
+        # with TRIG:TRAN:SOUR IMM the list starts as soon as the transient system is initiated
+        self.write("INIT")
+        self.check_errors("starting the transient")
+
+    def abort_transient(self) -> None:
+        self.write("ABORT")
+        self.voltage_mode = "fixed"
+        self.frequency_mode = "fixed"
+        self.check_errors("aborting the transient")
+
+    def measure(self) -> GridReading:
+        volts: list[float] = []
+        amps: list[float] = []
+        watts: list[float] = []
+        for phase in (1, 2, 3):
+            self.selected_phase = phase
+            volts.append(self.measured_voltage_ac_v)
+            amps.append(self.measured_current_ac_a)
+            watts.append(self.measured_power_ac_w)
+        return GridReading(v_ln_rms_v=(volts[0], volts[1], volts[2]),
+                           i_rms_a=(amps[0], amps[1], amps[2]),
+                           p_w=(watts[0], watts[1], watts[2]),
+                           freq_hz=self.measured_frequency_hz)
+
+    # -- checks ---------------------------------------------------------------------------
+    def _check_voltage(self, v_ln_v: float, quantity: str = "v_ln_v") -> None:
+        self.check_value(quantity, float(v_ln_v), valid_range=self.voltage_span_v, units="V",
+                         safety_limit="max_voltage_ln_v")
+
+    def _check_frequency(self, freq_hz: float, quantity: str = "freq_hz") -> None:
+        self.check_value(quantity, float(freq_hz), valid_range=self.FREQUENCY_RANGE_HZ, units="Hz")
+        self.check_safety_limit(quantity, float(freq_hz), "min_frequency_hz", units="Hz")
+        self.check_safety_limit(quantity, float(freq_hz), "max_frequency_hz", units="Hz")
+
+    def _check_segments(self, segments: list[GridSegment]) -> None:
+        if not segments:
+            raise self.limit_error("a transient needs at least one segment", quantity="segments")
+        max_points = int(self.options.get("max_list_points", self.MAX_LIST_POINTS))
+        if len(segments) > max_points:
+            raise self.limit_error(f"{len(segments)} segments exceed the {max_points}-point "
+                                   "transient list; nothing was sent", quantity="segments",
+                                   value=len(segments), limit=max_points)
+        for number, segment in enumerate(segments, start=1):
+            label = f"segment {number}"
+            self.check_value(f"{label} duration_s", float(segment.duration_s),
+                             valid_range=self.DWELL_RANGE_S, units="s")
+            if len(segment.v_ln_v) != 3:
+                raise self.limit_error(f"{label}: v_ln_v needs three phase voltages, got "
+                                       f"{segment.v_ln_v!r}", quantity=f"{label} v_ln_v")
+            for phase, v in zip("ABC", segment.v_ln_v):
+                self._check_voltage(v, quantity=f"{label} phase {phase} v_ln_v")
+            self._check_frequency(segment.freq_hz, quantity=f"{label} freq_hz")
+
+    def _phase_number(self, phase: int | str) -> int:
+        try:
+            return PHASE_NUMBERS[phase]
+        except (KeyError, TypeError):
+            raise self.limit_error(f"phase {phase!r} is not one of 1, 2, 3, 'A', 'B', 'C'",
+                                   quantity="phase") from None
+
+    def safe_state(self) -> None:
+        """Stop the transient, return to fixed mode and open the output relay; never raises."""
+        self._send_safely(["ABORT", "OUTP OFF"])

@@ -1,0 +1,642 @@
+"""The shared SCPI layer under every bessbench instrument driver.
+
+A driver is a subclass of :class:`ScpiInstrument` that declares its settings once with
+:func:`control` / :func:`measurement` (the SCPI header, the range, the units) and writes its
+role methods (``output_on``, ``read_waveform`` …) in terms of them. This module owns what
+every driver needs and must get right the same way:
+
+* explicit ``\\n`` read/write terminations (a raw ``::SOCKET`` resource has none by default,
+  and every query would time out);
+* errors that name the bench role, the VISA resource and the command that failed;
+* a timeout clears the session, because pyvisa keeps a late reply in the socket and the
+  *next* query would read it as its own answer;
+* IEEE 488.2 binary blocks read by length in our own code: pyvisa's ``read_raw`` stops at the
+  first 0x0A inside binary data, and a block that is shorter or longer than announced must
+  be an error, never a silently shifted waveform;
+* limits (the instrument's range and the bench's safety limits) checked *before* a command
+  is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+
+from pyvisa import constants as visa_constants
+from pyvisa import errors as visa_errors
+
+from instruments.errors import InstrumentError, LimitError
+
+log = logging.getLogger(__name__)
+
+#: Safety limits a bench file may give (``[instruments.<role>.limits]``); drivers check the
+#: ones that concern them and ignore the others.
+SAFETY_LIMIT_KEYS: dict[str, str] = {
+    "max_voltage_ln_v": "largest line-to-neutral AC voltage the grid simulator may apply",
+    "max_dc_voltage_v": "largest DC voltage the DC source may apply",
+    "max_current_a": "largest current (limit) any source may be programmed to",
+    "max_dc_current_a": "largest current (limit) of the DC source; overrides max_current_a there",
+    "min_frequency_hz": "lowest frequency the grid simulator may apply",
+    "max_frequency_hz": "highest frequency the grid simulator may apply",
+}
+
+_CHUNK_BYTES = 1 << 20          # binary reads ask for 1 MiB at a time
+_DEFAULT_MAX_BLOCK_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What ``*IDN?`` says: ``<manufacturer>,<model>,<serial>,<firmware>``."""
+
+    manufacturer: str
+    model: str
+    serial: str
+    firmware: str
+
+    def __str__(self) -> str:
+        return f"{self.manufacturer} {self.model} (serial {self.serial}, firmware {self.firmware})"
+
+
+def format_number(value: float) -> str:
+    """A number as SCPI <NRf>: enough digits to round-trip a setpoint, no float noise."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.10g}"
+
+
+# --------------------------------------------------------------------------------------
+# declarative settings
+# --------------------------------------------------------------------------------------
+
+RangeSpec = tuple[float, float] | str | Callable[[Any], tuple[float, float]]
+
+
+class _ScpiSetting:
+    """Descriptor behind :func:`control` and :func:`measurement`.
+
+    Commands may contain ``{field}`` placeholders (``CH{ch}:SCAle``) filled from the owner's
+    ``command_fields()``; the value goes where ``{value}`` stands in ``set_cmd``.
+    """
+
+    def __init__(self, get_cmd: str | None, set_cmd: str | None, doc: str, *,
+                 valid_range: RangeSpec | None = None,
+                 choices: Mapping[Any, str] | None = None,
+                 units: str = "",
+                 safety_limit: str | tuple[str, ...] | None = None,
+                 cast: Callable[[float], Any] = float) -> None:
+        self.get_cmd = get_cmd
+        self.set_cmd = set_cmd
+        self.valid_range = valid_range
+        self.choices = dict(choices) if choices is not None else None
+        self.units = units
+        self.safety_limit = safety_limit
+        self.cast = cast
+        self.name = "setting"
+        self.__doc__ = self._document(doc)
+
+    def _document(self, doc: str) -> str:
+        parts = [doc.strip()]
+        if self.get_cmd or self.set_cmd:
+            parts.append("SCPI: " + " / ".join(c for c in (self.set_cmd, self.get_cmd) if c))
+        if isinstance(self.valid_range, tuple):
+            parts.append(f"Range: {self.valid_range[0]:g} … {self.valid_range[1]:g} {self.units}".rstrip())
+        if self.choices:
+            parts.append("Values: " + ", ".join(repr(k) for k in self.choices))
+        if self.safety_limit:
+            keys = (self.safety_limit,) if isinstance(self.safety_limit, str) else self.safety_limit
+            parts.append("Also bounded by the bench safety limit " + " or ".join(f"'{k}'" for k in keys)
+                         + " (the first one the bench file gives).")
+        return "\n\n".join(parts)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    # reading ---------------------------------------------------------------------------
+    def __get__(self, owner_instance: Any, owner_type: type | None = None) -> Any:
+        if owner_instance is None:
+            return self
+        if self.get_cmd is None:
+            raise AttributeError(f"{self.name} is write-only")
+        instrument, fields = owner_instance.scpi_target()
+        command = self.get_cmd.format(**fields)
+        if self.choices is None:
+            return self.cast(instrument.query_float(command))
+        reply = instrument.query(command)
+        return self._decode_choice(instrument, command, reply)
+
+    def _decode_choice(self, instrument: "ScpiInstrument", command: str, reply: str) -> Any:
+        assert self.choices is not None
+        wanted = reply.strip().strip('"').upper()
+        for key, word in self.choices.items():
+            if scpi_word_matches(word, wanted):
+                return key
+            # instruments answer ON/OFF settings as 1/0
+            if word.upper() in ("ON", "OFF") and wanted in ("1", "0"):
+                if (word.upper() == "ON") == (wanted == "1"):
+                    return key
+        raise instrument.error(f"{command!r} answered {reply!r}, which is none of "
+                               f"{', '.join(self.choices.values())}")
+
+    # writing ---------------------------------------------------------------------------
+    def __set__(self, owner_instance: Any, value: Any) -> None:
+        if self.set_cmd is None:
+            raise AttributeError(f"{self.name} is read-only (a measurement)")
+        instrument, fields = owner_instance.scpi_target()
+        if self.choices is not None:
+            if value not in self.choices:
+                raise instrument.limit_error(
+                    f"{self.name} = {value!r} is not one of {list(self.choices)}",
+                    quantity=self.name)
+            text = self.choices[value]
+        else:
+            number = float(value)
+            valid_range = self._resolve_range(owner_instance)
+            instrument.check_value(self.name, number, valid_range=valid_range,
+                                   units=self.units, safety_limit=self.safety_limit)
+            text = format_number(self.cast(number))
+        instrument.write(self.set_cmd.format(value=text, **fields))
+
+    def _resolve_range(self, owner_instance: Any) -> tuple[float, float] | None:
+        spec = self.valid_range
+        if spec is None or isinstance(spec, tuple):
+            return spec
+        if isinstance(spec, str):
+            return getattr(owner_instance, spec)
+        return spec(owner_instance)
+
+
+def control(get_cmd: str | None, set_cmd: str, doc: str, *,
+            valid_range: RangeSpec | None = None,
+            choices: Mapping[Any, str] | None = None,
+            units: str = "",
+            safety_limit: str | tuple[str, ...] | None = None,
+            cast: Callable[[float], Any] = float) -> Any:
+    """Declare a setting the way the programming manual lists it.
+
+    ``valid_range`` is the instrument's own range: a ``(low, high)`` tuple, the name of an
+    attribute holding one (when it depends on the model or an option), or a callable.
+    ``choices`` maps Python values to SCPI words (``{True: "ON", False: "OFF"}``).
+    ``safety_limit`` names a bench safety limit (``"max_dc_voltage_v"``) bounding the magnitude,
+    or several, most specific first (the first one the bench gives applies).
+    Out-of-range values raise :class:`LimitError` before anything is sent.
+    """
+    return _ScpiSetting(get_cmd, set_cmd, doc, valid_range=valid_range, choices=choices,
+                        units=units, safety_limit=safety_limit, cast=cast)
+
+
+def measurement(get_cmd: str, doc: str, *, units: str = "",
+                cast: Callable[[float], Any] = float) -> Any:
+    """Declare a read-only numeric query (``MEAS:VOLT?``)."""
+    return _ScpiSetting(get_cmd, None, doc, units=units, cast=cast)
+
+
+def scpi_word_matches(word: str, reply: str) -> bool:
+    """Does ``reply`` name the SCPI word ``word`` (``RISe``) in its short or long form?
+
+    The short form is the upper-case part of the mnemonic, so ``RISe`` matches ``RIS`` and
+    ``RISE``; comparison is case-insensitive like the instruments'.
+    """
+    short = "".join(ch for ch in word if ch.isupper() or ch.isdigit()) or word
+    reply_u = reply.upper()
+    return reply_u in (word.upper(), short.upper())
+
+
+# --------------------------------------------------------------------------------------
+# the instrument base
+# --------------------------------------------------------------------------------------
+
+_ERROR_REPLY = re.compile(r'^\s*([+-]?\d+)\s*(?:,\s*"?(.*?)"?)?\s*$', re.DOTALL)
+
+
+class ScpiInstrument:
+    """A SCPI instrument reached through an open pyvisa resource.
+
+    ``resource`` is the open pyvisa resource, ``role`` the bench role (``"dc_source"``),
+    ``resource_name`` the VISA address it was opened with (for messages). ``limits`` are the
+    bench file's safety limits for this instrument, ``options`` driver-specific settings.
+    """
+
+    #: the bench role this driver serves ("grid_simulator", "dc_source", "oscilloscope")
+    ROLE: ClassVar[str] = ""
+    #: ``fnmatch`` patterns of the ``*IDN?`` models this driver speaks to
+    MODEL_PATTERNS: ClassVar[tuple[str, ...]] = ()
+    #: manufacturers as ``*IDN?`` names them (case-insensitive substrings)
+    MANUFACTURERS: ClassVar[tuple[str, ...]] = ()
+    #: the query that pops one entry of the instrument's error queue
+    ERROR_QUERY: ClassVar[str] = "SYST:ERR?"
+
+    def __init__(self, resource: Any, role: str, resource_name: str | None = None, *,
+                 limits: Mapping[str, float] | None = None,
+                 options: Mapping[str, Any] | None = None) -> None:
+        self._resource = resource
+        self.role = role
+        self.resource_name = resource_name or str(getattr(resource, "resource_name", "?"))
+        self.limits: dict[str, float] = {k: float(v) for k, v in dict(limits or {}).items()}
+        self.options: dict[str, Any] = dict(options or {})
+        self.identity: Identity | None = None
+        self._answered = False       # has the instrument ever answered? (for error wording)
+        self._closed = False
+        # Explicit terminations: a TCPIP::…::SOCKET resource has none by default.
+        resource.read_termination = "\n"
+        resource.write_termination = "\n"
+        self._enlarge_backend_receive_size()
+
+    # -- identification / hooks ---------------------------------------------------------
+    def scpi_target(self) -> tuple["ScpiInstrument", dict[str, Any]]:
+        """Where the declarative settings send their commands (channels override this)."""
+        return self, {}
+
+    def identify(self) -> Identity:
+        """Ask ``*IDN?`` and remember the answer."""
+        reply = self.query("*IDN?")
+        fields = [f.strip() for f in reply.split(",")]
+        if len(fields) < 2 or not fields[0] or not fields[1]:
+            raise self.error(f"*IDN? answered {reply!r}, which is not an identification string")
+        fields += [""] * (4 - len(fields))
+        # firmware strings may themselves contain commas; keep them whole
+        self.identity = Identity(fields[0], fields[1], fields[2], ",".join(fields[3:]).strip(","))
+        return self.identity
+
+    def initialize(self) -> None:
+        """Bring a freshly opened instrument to a known protocol state.
+
+        ``*CLS`` empties the error queue so an old error is not blamed on our first
+        configuration. Drivers extend this (e.g. the scope turns response headers off).
+        """
+        self.write("*CLS")
+
+    # -- basic I/O ----------------------------------------------------------------------
+    @property
+    def timeout_s(self) -> float:
+        timeout_ms = self._resource.timeout
+        return float("inf") if timeout_ms is None else timeout_ms / 1000.0
+
+    @timeout_s.setter
+    def timeout_s(self, value: float) -> None:
+        self._resource.timeout = value * 1000.0
+
+    def write(self, command: str) -> None:
+        self._require_open()
+        log.debug("%s <- %s", self.role, command)
+        try:
+            self._resource.write(command)
+        except (visa_errors.VisaIOError, visa_errors.InvalidSession, OSError) as exc:
+            raise self._io_error(command, exc) from exc
+
+    def query(self, command: str) -> str:
+        """Send a query and return its reply without the terminator."""
+        self._require_open()
+        try:
+            reply = self._resource.query(command)
+        except (visa_errors.VisaIOError, visa_errors.InvalidSession, OSError) as exc:
+            raise self._io_error(command, exc) from exc
+        except UnicodeDecodeError as exc:
+            self._clear_quietly()
+            raise self.error(f"{command!r} answered bytes that are not text ({exc})") from exc
+        self._answered = True
+        log.debug("%s -> %s", self.role, reply.rstrip())
+        return reply.strip()
+
+    def query_float(self, command: str, *, allow_nonfinite: bool = False) -> float:
+        """A query whose reply must be one number; anything else is an :class:`InstrumentError`."""
+        reply = self.query(command)
+        try:
+            value = float(reply)
+        except ValueError:
+            raise self.error(f"{command!r} answered {reply!r}, which is not a number") from None
+        if not allow_nonfinite and not math.isfinite(value):
+            raise self.error(f"{command!r} answered {reply!r}, which is not a finite number")
+        return value
+
+    def query_int(self, command: str) -> int:
+        value = self.query_float(command)
+        if not value.is_integer():
+            raise self.error(f"{command!r} answered {value!r}, which is not an integer")
+        return int(value)
+
+    def opc(self) -> None:
+        """Wait until all pending operations are complete (``*OPC?`` answers 1)."""
+        reply = self.query("*OPC?")
+        if reply.lstrip("+") != "1":
+            raise self.error(f"'*OPC?' answered {reply!r} instead of 1")
+
+    def clear(self) -> None:
+        """Device clear: drop whatever is still in the input buffer / socket."""
+        try:
+            self._resource.clear()
+        except (visa_errors.Error, OSError) as exc:
+            log.warning("%s at %s: clear() failed: %s", self.role, self.resource_name, exc)
+
+    def check_errors(self, context: str = "") -> None:
+        """Drain the instrument's error queue; raise with the instrument's own text(s)."""
+        messages: list[str] = []
+        for _ in range(100):   # a queue that never empties is itself a fault
+            reply = self.query(self.ERROR_QUERY)
+            match = _ERROR_REPLY.match(reply)
+            if not match:
+                raise self.error(f"{self.ERROR_QUERY!r} answered {reply!r}, "
+                                 "which is not '<code>,\"<message>\"'")
+            code = int(match.group(1))
+            if code == 0:
+                break
+            messages.append(f'{code},"{match.group(2) or ""}"')
+        else:
+            messages.append(f"(error queue still not empty after 100 reads of {self.ERROR_QUERY})")
+        if messages:
+            where = f" after {context}" if context else ""
+            raise self.error(f"instrument reported error(s){where}: " + "; ".join(messages))
+
+    # -- IEEE 488.2 binary blocks -------------------------------------------------------
+    def query_block(self, command: str, *, expected_bytes: int | None = None,
+                    max_bytes: int = _DEFAULT_MAX_BLOCK_BYTES, expectation: str = "") -> bytes:
+        """Send ``command`` and read the IEEE 488.2 block it answers."""
+        self.write(command)
+        return self.read_block(command, expected_bytes=expected_bytes, max_bytes=max_bytes,
+                               expectation=expectation)
+
+    def read_block(self, command: str = "(binary block)", *, expected_bytes: int | None = None,
+                   max_bytes: int = _DEFAULT_MAX_BLOCK_BYTES,
+                   expect_terminator: bool = True, expectation: str = "") -> bytes:
+        """Read one block: ``#<n><length><data>\\n`` (definite) or ``#0<data>\\n`` (indefinite).
+
+        The data is read by length, never by terminator, because binary data contains 0x0A.
+        A block shorter than announced (the instrument stops sending), longer than announced
+        (no terminator right after the announced bytes), larger than ``max_bytes`` or
+        different from ``expected_bytes`` is an :class:`InstrumentError`; the session is
+        cleared so the next command starts clean.
+        """
+        with self._binary_reads():
+            lead = self._read_exact(2, command, "block header")
+            if lead[:1] != b"#" or not lead[1:2].isdigit():
+                rest = self._read_rest_of_line()
+                self.clear()
+                raise self.error(f"{command!r} answered {(lead + rest)[:60]!r}, "
+                                 "which is not an IEEE 488.2 binary block (no '#<n>' header)")
+            digits = int(lead[1:2])
+            if digits == 0:
+                return self._read_indefinite_block(command, max_bytes)
+            length_text = self._read_exact(digits, command, "block header")
+            if not length_text.isdigit():
+                self.clear()
+                raise self.error(f"{command!r}: block header '#{digits}"
+                                 f"{length_text.decode(errors='replace')}' has a non-numeric length")
+            length = int(length_text)
+            if length > max_bytes:
+                self.clear()
+                raise self.error(f"{command!r}: block announces {length} bytes, more than the "
+                                 f"{max_bytes} this read accepts (oversized block)")
+            if expected_bytes is not None and length != expected_bytes:
+                self.clear()
+                raise self.error(f"{command!r}: block announces {length} bytes but "
+                                 f"{expected_bytes} were expected {expectation}".rstrip())
+            data = self._read_exact(length, command, "binary block")
+            if expect_terminator:
+                after = self._read_exact(1, command, "block terminator", announced=length)
+                if after != b"\n":
+                    self.clear()
+                    raise self.error(f"{command!r}: block longer than announced — the byte after "
+                                     f"the {length} announced data bytes is {after!r}, "
+                                     "not the newline terminator")
+            return data
+
+    def _read_exact(self, count: int, command: str, what: str,
+                    announced: int | None = None) -> bytes:
+        """Read exactly ``count`` bytes in large chunks, or fail naming how many arrived."""
+        received = bytearray()
+        while len(received) < count:
+            chunk = self._raw_read(min(_CHUNK_BYTES, count - len(received)), command)
+            if chunk is None:
+                self.clear()
+                if what == "block terminator":
+                    message = (f"{command!r}: block of {announced} bytes was not followed by "
+                               f"its newline terminator within {self.timeout_s:g} s")
+                elif what == "binary block":
+                    # (the backend drops a partial chunk on timeout: "at least")
+                    message = (f"{command!r}: binary block truncated — header announced "
+                               f"{count} bytes; the instrument went silent after at least "
+                               f"{len(received)} of them ({self.timeout_s:g} s timeout)")
+                else:
+                    message = (f"{command!r}: no complete {what} within {self.timeout_s:g} s "
+                               f"({len(received)} of {count} bytes)")
+                raise self.error(message)
+            received += chunk
+        return bytes(received)
+
+    def _raw_read(self, count: int, command: str) -> bytes | None:
+        """One backend read of up to ``count`` bytes; ``None`` on timeout.
+
+        (pyvisa raises on a timeout and drops the partial chunk, hence small bookkeeping
+        in the callers rather than one big read.)
+        """
+        try:
+            # "max count read" is the expected outcome of a by-length read, not a warning
+            with self._resource.ignore_warning(visa_constants.StatusCode.success_max_count_read):
+                chunk, _status = self._resource.visalib.read(self._resource.session, count)
+        except visa_errors.VisaIOError as exc:
+            if exc.error_code == visa_constants.StatusCode.error_timeout:
+                return None
+            raise self._io_error(command, exc) from exc
+        except (visa_errors.InvalidSession, OSError) as exc:
+            raise self._io_error(command, exc) from exc
+        self._answered = True
+        return bytes(chunk)
+
+    def _read_within(self, count: int, quiet_ms: float, command: str) -> bytes | None:
+        """Read ``count`` bytes if they arrive within ``quiet_ms``; ``None`` on silence."""
+        saved = self._resource.timeout
+        self._resource.timeout = quiet_ms
+        try:
+            return self._raw_read(count, command)
+        finally:
+            self._resource.timeout = saved
+
+    def _read_rest_of_line(self, quiet_ms: float = 200) -> bytes:
+        """Best effort, for error messages: what follows up to the newline (or silence)."""
+        out = bytearray()
+        while len(out) < 200 and not out.endswith(b"\n"):
+            byte = self._read_within(1, quiet_ms, "(rest of reply)")
+            if not byte:
+                break
+            out += byte
+        return bytes(out)
+
+    def _read_indefinite_block(self, command: str, max_bytes: int) -> bytes:
+        """``#0<data>\\n``: the data ends at the newline that ends the message.
+
+        A socket carries no END signal, so a newline counts as the end only when the
+        instrument sends nothing more right after it (0x0A may occur inside the data).
+        """
+        data = bytearray()
+        self._resource.read_termination = "\n"   # backend reads now return at each newline
+        while True:
+            chunk = self._raw_read(_CHUNK_BYTES, command)
+            if chunk is None:
+                self.clear()
+                raise self.error(f"{command!r}: indefinite-length block (#0) truncated — "
+                                 f"{len(data)} bytes arrived, then silence without the final newline")
+            data += chunk
+            if len(data) > max_bytes + 1:
+                self.clear()
+                raise self.error(f"{command!r}: indefinite-length block exceeds {max_bytes} bytes "
+                                 "(oversized block)")
+            if data.endswith(b"\n"):
+                following = self._read_within(1, 50, command)
+                if following is None:
+                    return bytes(data[:-1])
+                data += following
+
+    @contextmanager
+    def _binary_reads(self) -> Iterator[None]:
+        """Reads stop only at the requested count while inside (termination char disabled)."""
+        self._require_open()
+        self._resource.read_termination = None
+        try:
+            yield
+        finally:
+            self._resource.read_termination = "\n"
+
+    def _enlarge_backend_receive_size(self) -> None:
+        # pyvisa-py's socket session receives 4 KiB per system call by default; a 20 MB
+        # waveform then costs thousands of select()/recv() rounds. A larger receive size
+        # changes nothing else. Other backends have no such attribute and are left alone.
+        sessions = getattr(getattr(self._resource, "visalib", None), "sessions", None)
+        try:
+            backend_session = sessions.get(self._resource.session) if sessions else None
+        except Exception:   # an unusual backend: keep its defaults
+            backend_session = None
+        if backend_session is not None and hasattr(backend_session, "max_recv_size"):
+            backend_session.max_recv_size = max(int(backend_session.max_recv_size), _CHUNK_BYTES)
+
+    # -- limits -------------------------------------------------------------------------
+    def range_of(self, setting: str) -> tuple[float, float] | None:
+        """The instrument range declared for a :func:`control` setting of this driver."""
+        descriptor = getattr(type(self), setting)
+        return descriptor._resolve_range(self)
+
+    def check_value(self, quantity: str, value: float, *,
+                    valid_range: tuple[float, float] | None = None, units: str = "",
+                    safety_limit: str | tuple[str, ...] | None = None) -> None:
+        """Raise :class:`LimitError` if ``value`` is outside the range or the safety limit."""
+        unit = f" {units}" if units else ""
+        if not math.isfinite(value):
+            raise self.limit_error(f"{quantity} = {value!r} is not a finite number",
+                                   quantity=quantity, value=value)
+        if valid_range is not None:
+            low, high = valid_range
+            if not low <= value <= high:
+                raise self.limit_error(
+                    f"{quantity} = {value:g}{unit} is outside the instrument range "
+                    f"{low:g} … {high:g}{unit}; nothing was sent",
+                    quantity=quantity, value=value, limit=(low, high))
+        if safety_limit is not None:
+            self.check_safety_limit(quantity, value, safety_limit, units=units)
+
+    def check_safety_limit(self, quantity: str, value: float, key: str | tuple[str, ...], *,
+                           units: str = "") -> None:
+        """Bench safety limits bound magnitudes (``max_*``) or minima (``min_*``).
+
+        ``key`` may list several limits, most specific first; the first one given applies.
+        """
+        keys = (key,) if isinstance(key, str) else key
+        key = next((k for k in keys if k in self.limits), "")
+        if not key:
+            return
+        limit = self.limits[key]
+        unit = f" {units}" if units else ""
+        broken = value < limit if key.startswith("min_") else abs(value) > limit
+        if broken:
+            relation = "below" if key.startswith("min_") else "beyond"
+            raise self.limit_error(
+                f"{quantity} = {value:g}{unit} is {relation} the bench safety limit "
+                f"{key} = {limit:g}{unit}; nothing was sent",
+                quantity=quantity, value=value, limit=limit)
+
+    # -- errors -------------------------------------------------------------------------
+    def error(self, message: str) -> InstrumentError:
+        return InstrumentError(self.role, self.resource_name, message)
+
+    def limit_error(self, message: str, **details: Any) -> LimitError:
+        return LimitError(self.role, self.resource_name, message, **details)
+
+    def _io_error(self, command: str, exc: BaseException) -> InstrumentError:
+        if isinstance(exc, visa_errors.VisaIOError) and \
+                exc.error_code == visa_constants.StatusCode.error_timeout:
+            # a late reply would otherwise be read as the answer to the next query
+            self._clear_quietly()
+            return self.error(f"no answer to {command!r} within {self.timeout_s:g} s "
+                              "(timeout; session cleared)")
+        if isinstance(exc, visa_errors.InvalidSession):
+            return self.error(f"cannot send {command!r}: the session is closed")
+        if isinstance(exc, OSError):
+            if not self._answered:
+                return self.error(f"does not answer ({type(exc).__name__}: {exc}) — "
+                                  f"is it switched on and at this address? (sending {command!r})")
+            return self.error(f"link lost while sending {command!r} ({type(exc).__name__}: {exc})")
+        return self.error(f"VISA error on {command!r}: {exc}")
+
+    def _clear_quietly(self) -> None:
+        try:
+            self._resource.clear()
+        except Exception as exc:   # the link may be dead; the original error matters more
+            log.debug("clear() after error failed: %s", exc)
+
+    def _require_open(self) -> None:
+        if self._closed:
+            raise self.error("the driver is closed")
+
+    # -- safe state / close -------------------------------------------------------------
+    def _send_safely(self, commands: Sequence[str]) -> bool:
+        """Send each command, logging instead of raising (for safe states on a dying link)."""
+        all_sent = True
+        for command in commands:
+            try:
+                self.write(command)
+            except Exception as exc:   # safe_state must never raise
+                all_sent = False
+                log.error("%s at %s: safe-state command %r failed: %s",
+                          self.role, self.resource_name, command, exc)
+        return all_sent
+
+    def safe_state(self) -> None:
+        """Outputs off / acquisition stopped. Idempotent; logs and returns on a dead link."""
+
+    def close(self) -> None:
+        """Release the VISA session (idempotent). Does not change outputs: call safe_state()."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._resource.close()
+        except Exception as exc:
+            log.warning("%s at %s: closing the session failed: %s", self.role, self.resource_name, exc)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> "ScpiInstrument":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} role={self.role!r} resource={self.resource_name!r}>"
+
+
+class ScpiChannel:
+    """One channel of a multi-channel instrument; its settings use ``{ch}`` in their commands."""
+
+    def __init__(self, instrument: ScpiInstrument, number: int) -> None:
+        self.instrument = instrument
+        self.number = number
+
+    def scpi_target(self) -> tuple[ScpiInstrument, dict[str, Any]]:
+        return self.instrument, {"ch": self.number}
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.number} of {self.instrument!r}>"
