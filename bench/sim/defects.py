@@ -1,0 +1,88 @@
+"""Catalogue of seeded PCS defects of the virtual bench.
+
+A defect makes the simulated PCS behave (or report) the way a faulty product would; it
+is never a flag that a test plan could read. Every qualification plan must pass the
+healthy PCS and fail the defect(s) listed with its test id in ``caught_by``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Defect:
+    name: str
+    description: str
+    caught_by: str              # qualification test id, e.g. "T7"
+    implemented: bool = False   # False: catalogued, physics not written yet
+
+
+def _catalogue(*defects: Defect) -> dict[str, Defect]:
+    return {d.name: d for d in defects}
+
+
+DEFECTS: dict[str, Defect] = _catalogue(
+    Defect("trip_on_sag",
+           "A leftover undervoltage element trips the PCS about 40 ms into any sag below "
+           "0.88 pu, whatever its ride-through settings say.",
+           "T7", implemented=True),
+    Defect("no_reactive_injection",
+           "Dynamic voltage support ignores k_factor: the PCS rides through sags but "
+           "injects no additional reactive current.",
+           "T7", implemented=True),
+    Defect("gfm_underdamped",
+           "Grid-forming voltage/frequency loop with too little damping: load steps on "
+           "an island ring for seconds.",
+           "T2"),
+    Defect("limit_priority_ignored",
+           "The current limiter always scales active and reactive current proportionally, "
+           "whatever limit_priority says.",
+           "T3", implemented=True),
+    Defect("limiter_limit_cycle",
+           "The current limiter enters and leaves saturation repeatedly (sustained "
+           "oscillation) when driven into its limit.",
+           "T3"),
+    Defect("telemetry_scale_error",
+           "Reported active power is 3 % high (wrong scale factor in the metering path).",
+           "T1", implemented=True),
+    Defect("telemetry_flatline",
+           "Reported reactive power freezes at its value when the PCS reaches RUNNING.",
+           "T1", implemented=True),
+    Defect("telemetry_timestamp_lag",
+           "Telemetry time stamps lag the measured quantities by tens of milliseconds.",
+           "T1"),
+    Defect("ramp_buffer_slow",
+           "Active power follows fast ramp commands with a large lag, missing the ramp "
+           "tracking limit when buffering AI load swings.",
+           "T4"),
+    Defect("dr_slow_response",
+           "Demand-response dispatch is applied seconds late.",
+           "T6"),
+    Defect("soc_drift",
+           "State-of-charge estimate drifts (energy-counting gain error).",
+           "T11"),
+    Defect("blackstart_overshoot",
+           "Energising a dead bus overshoots the voltage well above nominal.",
+           "T10"),
+    Defect("island_transfer_gap",
+           "Grid-to-island transfer interrupts the load voltage for several cycles.",
+           "T8"),
+    Defect("genset_interaction_oscillation",
+           "Poorly damped interaction with a generator set in the 1-30 Hz band.",
+           "T9"),
+)
+
+
+def check_defects(names: tuple[str, ...] | list[str]) -> None:
+    """ValueError naming every unknown or not-yet-implemented defect."""
+    unknown = [n for n in names if n not in DEFECTS]
+    pending = [n for n in names if n in DEFECTS and not DEFECTS[n].implemented]
+    problems = []
+    if unknown:
+        problems.append(f"unknown defect(s): {', '.join(unknown)} "
+                        f"(known: {', '.join(sorted(DEFECTS))})")
+    if pending:
+        problems.append(f"defect(s) not implemented yet: {', '.join(pending)}")
+    if problems:
+        raise ValueError("; ".join(problems))

@@ -1,0 +1,609 @@
+"""Physics plant of the virtual bench: grid simulator behind a bench impedance, PCC bus,
+grid-following PCS (averaged converter), DC link and battery emulator.
+
+Python here only orchestrates: configuration -> kernel parameter arrays, chunked
+advance with scheduled callbacks, the scope ring, telemetry and the event log. The
+per-step physics is in ``kernel_emt.run_steps`` (numba).
+
+All outputs start off: grid simulator output off, DC source output off, PCS OFF.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from bench.sim import kernel_emt as k
+from bench.sim.defects import check_defects
+
+MAX_CHUNK_S = 0.01          # telemetry/events are refreshed at least this often
+EVENT_CAPACITY = 512
+CALLBACK_EPS_S = 1e-9
+
+STATE_NAMES = ("OFF", "STARTING", "RUNNING", "MOMENTARY_CESSATION", "TRIPPED", "FAULT")
+PRIORITY_CODES = {"P": k.PRIO_P, "Q": k.PRIO_Q, "mixed": k.PRIO_MIXED}
+COMMAND_CODES = {"start": k.CMD_START, "stop": k.CMD_STOP, "standby": k.CMD_STANDBY,
+                 "reset_alarms": k.CMD_RESET}
+FAULT_KINDS = {"3ph": (0, 1, 2), "ag": (0,), "bg": (1,), "cg": (2,)}
+MIN_FAULT_R_OHM = 1e-4      # a "bolted" fault still has a contact resistance
+START_FAIL_TEXT = {k.START_NO_GRID: "start refused: grid voltage not present",
+                   k.START_NO_LOCK: "start refused: PLL not locked",
+                   k.START_DC_RANGE: "start refused: DC link out of range",
+                   k.START_NOT_RESET: "start refused: alarms not reset"}
+GUARD_COMPONENT = {k.ERR_GRID: "grid source branch current",
+                   k.ERR_PCS: "PCS filter current",
+                   k.ERR_PCC: "PCC bus voltage",
+                   k.ERR_DC: "DC link voltage"}
+
+
+class PlantNumericalError(RuntimeError):
+    """A state became NaN/inf or a current ran away; names the component and time."""
+
+
+# ====================================================================== configuration
+@dataclass
+class GridConfig:
+    v_ll_nom_v: float = 480.0
+    f_nom_hz: float = 60.0
+    scr: float = 5.0                 # relative to the PCS rating
+    x_over_r: float = 7.0
+    pcc_c_pu: float = 0.03           # PCC shunt capacitance per phase, on the PCS base
+    r_ohm: float | None = None       # explicit bench impedance, overrides scr/x_over_r
+    l_h: float | None = None
+
+
+@dataclass
+class PcsConfig:
+    s_rated_va: float = 250e3
+    v_ll_nom_v: float = 480.0
+    f_nom_hz: float = 60.0
+    i_max_a: float = 330.0
+    vdc_min_v: float = 750.0
+    vdc_max_v: float = 1000.0
+    manufacturer: str = "bessbench"
+    model: str = "VPCS-250"
+    serial: str = "VPCS-0001"
+    # power stage
+    l_filter_pu: float = 0.10
+    r_filter_pu: float = 0.005
+    dc_link_c_f: float = 5e-3
+    # control
+    pll_bandwidth_hz: float = 20.0
+    current_loop_bandwidth_hz: float = 300.0
+    vff_filter_tau_s: float = 3e-4
+    modulation_max: float = 0.98
+    t_sync_s: float = 0.15
+    dc_trip_delay_s: float = 0.005
+    hw_overcurrent_pu: float = 2.5       # instantaneous, peak, of rated peak
+    inst_overvoltage_pu: float = 1.6     # instantaneous, peak, of nominal peak
+    # battery and thermal (telemetry)
+    battery_capacity_wh: float = 500e3
+    soc_initial_pct: float = 50.0
+    ambient_c: float = 25.0
+    temp_rise_rated_c: float = 35.0
+    thermal_tau_s: float = 120.0
+
+
+@dataclass
+class DcSourceConfig:
+    voltage_v: float = 900.0
+    current_limit_a: float = 400.0
+    current_limit_neg_a: float = 400.0
+    r_internal_ohm: float = 0.02
+
+
+@dataclass
+class PlantConfig:
+    grid: GridConfig = field(default_factory=GridConfig)
+    pcs: PcsConfig = field(default_factory=PcsConfig)
+    dt_s: float = 50e-6
+    ring_s: float = 30.0
+    defects: tuple[str, ...] = ()
+    dc_source: DcSourceConfig = field(default_factory=DcSourceConfig)
+
+
+@dataclass
+class PcsSettings:
+    p_set_w: float = 0.0
+    q_set_var: float = 0.0
+    p_ramp_w_per_s: float = 250e3
+    limit_priority: str = "Q"              # "P" | "Q" | "mixed"
+    k_factor: float = 2.0
+    dvs_enabled: bool = True
+    dvs_deadband_pu: float = 0.1
+    lv_must_trip: list[tuple[float, float]] = field(
+        default_factory=lambda: [(0.50, 2.0), (0.88, 21.0)])
+    hv_must_trip: list[tuple[float, float]] = field(
+        default_factory=lambda: [(1.20, 0.16), (1.10, 13.0)])
+    lv_mom_cess_v_pu: float = 0.50
+    hv_mom_cess_v_pu: float = 1.10
+
+
+@dataclass(frozen=True)
+class BenchImpedance:
+    r_ohm: float
+    l_h: float
+    z_base_ohm: float
+
+
+# ====================================================================== validation
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+def _positive(name: str, value: float) -> None:
+    _require(math.isfinite(value) and value > 0.0, f"{name} must be > 0, got {value!r}")
+
+
+def bench_impedance(grid: GridConfig, pcs: PcsConfig) -> BenchImpedance:
+    """Series R-L from SCR and X/R on the PCS base (or the explicit override)."""
+    z_base = grid.v_ll_nom_v ** 2 / pcs.s_rated_va
+    if grid.r_ohm is not None or grid.l_h is not None:
+        _require(grid.r_ohm is not None and grid.l_h is not None,
+                 "grid.r_ohm and grid.l_h must be given together")
+        _require(grid.r_ohm >= 0.0, f"negative bench resistance {grid.r_ohm} ohm")
+        _require(grid.l_h > 0.0, f"bench inductance must be > 0, got {grid.l_h} H")
+        return BenchImpedance(grid.r_ohm, grid.l_h, z_base)
+    _positive("grid.scr", grid.scr)
+    _positive("grid.x_over_r", grid.x_over_r)
+    z_ohm = z_base / grid.scr
+    x_ohm = z_ohm * math.sin(math.atan(grid.x_over_r))
+    r_ohm = x_ohm / grid.x_over_r
+    return BenchImpedance(r_ohm, x_ohm / (2.0 * math.pi * grid.f_nom_hz), z_base)
+
+
+def validate_config(config: PlantConfig) -> None:
+    g, p = config.grid, config.pcs
+    _positive("dt_s", config.dt_s)
+    _require(config.dt_s <= 1e-3, f"dt_s {config.dt_s} s too large for the EMT kernel (<= 1 ms)")
+    _positive("ring_s", config.ring_s)
+    for name in ("v_ll_nom_v", "f_nom_hz", "pcc_c_pu"):
+        _positive(f"grid.{name}", getattr(g, name))
+    for name in ("s_rated_va", "v_ll_nom_v", "f_nom_hz", "i_max_a", "vdc_min_v", "vdc_max_v",
+                 "l_filter_pu", "dc_link_c_f", "pll_bandwidth_hz", "current_loop_bandwidth_hz",
+                 "vff_filter_tau_s", "modulation_max", "battery_capacity_wh", "thermal_tau_s"):
+        _positive(f"pcs.{name}", getattr(p, name))
+    _require(p.r_filter_pu >= 0.0, f"negative PCS filter resistance {p.r_filter_pu} pu")
+    _require(p.vdc_min_v < p.vdc_max_v, "pcs.vdc_min_v must be below pcs.vdc_max_v")
+    _require(0.0 <= p.soc_initial_pct <= 100.0, "pcs.soc_initial_pct must be within 0..100")
+    _positive("dc_source.r_internal_ohm", config.dc_source.r_internal_ohm)
+    bench_impedance(g, p)
+    check_defects(tuple(config.defects))
+
+
+def _trip_points(name: str, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    pts = [(float(v), float(t)) for v, t in points]
+    _require(len(pts) <= k.MAX_TRIP_POINTS,
+             f"{name}: at most {k.MAX_TRIP_POINTS} points, got {len(pts)}")
+    for v, t in pts:
+        _require(v >= 0.0 and t >= 0.0, f"{name}: point ({v}, {t}) must be non-negative")
+    return pts
+
+
+# ====================================================================== plant
+class Plant:
+    """The whole virtual bench as one numerical plant (see docs/contracts.md)."""
+
+    ring_signals: tuple[str, ...] = ("pcc_va_v", "pcc_vb_v", "pcc_vc_v",
+                                     "pcs_ia_a", "pcs_ib_a", "pcs_ic_a",
+                                     "grid_ia_a", "grid_ib_a", "grid_ic_a",
+                                     "vdc_v", "idc_a")
+
+    def __init__(self, config: PlantConfig) -> None:
+        validate_config(config)
+        self.config = config
+        self.dt_s = float(config.dt_s)
+        self.sample_rate_hz = 1.0 / self.dt_s
+        self.impedance = bench_impedance(config.grid, config.pcs)
+        self.pcs_events: list[tuple[float, str, str]] = []
+        self._defects = frozenset(config.defects)
+        self._step = 0
+        self._in_advance = False
+        self._callbacks: list[tuple[int, int, Callable[[Plant], None]]] = []
+        self._seq = itertools.count()
+        self._fault_g = [0.0, 0.0, 0.0]
+        self._trip_reason = ""
+        self._alarms: list[str] = []
+        self._q_frozen: float | None = None
+        self._allocate()
+        self._init_params()
+        self._pcs_settings = PcsSettings(p_ramp_w_per_s=config.pcs.s_rated_va)
+        self._settings_snapshot: dict | None = None
+        self._apply_settings_if_changed()
+
+    # ------------------------------------------------------------------ setup
+    def _allocate(self) -> None:
+        cfg = self.config
+        self._n_ring = int(round(cfg.ring_s / self.dt_s)) + 1
+        self._n_win = max(int(round(1.0 / (cfg.pcs.f_nom_hz * self.dt_s))), 1)
+        self.state = np.zeros(k.N_STATE)
+        self.params = np.zeros(k.N_PARAMS)
+        self._mats = np.zeros((3, 3, 5))
+        self._win = np.zeros((5, self._n_win))
+        self._ring = np.zeros((k.N_RING, self._n_ring), dtype=np.float32)
+        self._meas = np.zeros(k.N_MEAS)
+        self._events = np.zeros((EVENT_CAPACITY, k.EVENT_COLUMNS))
+        self._signal_row = {name: i for i, name in enumerate(self.ring_signals)}
+
+    def _init_params(self) -> None:
+        cfg, pcs, g = self.config, self.config.pcs, self.config.grid
+        p = self.params
+        v_ln = pcs.v_ll_nom_v / math.sqrt(3.0)
+        z_base = pcs.v_ll_nom_v ** 2 / pcs.s_rated_va
+        w_nom = 2.0 * math.pi * pcs.f_nom_hz
+        i_rated_pk = math.sqrt(2.0) * pcs.s_rated_va / (math.sqrt(3.0) * pcs.v_ll_nom_v)
+        l_f = pcs.l_filter_pu * z_base / w_nom
+        p[k.P_DT] = self.dt_s
+        p[k.P_F_NOM] = pcs.f_nom_hz
+        p[k.P_VPK_NOM] = math.sqrt(2.0) * v_ln
+        p[k.P_IPK_RATED] = i_rated_pk
+        p[k.P_RG] = self.impedance.r_ohm
+        p[k.P_LG] = self.impedance.l_h
+        p[k.P_RF] = pcs.r_filter_pu * z_base
+        p[k.P_LF] = l_f
+        p[k.P_C] = g.pcc_c_pu / (z_base * w_nom)
+        grid_v_ln = g.v_ll_nom_v / math.sqrt(3.0)
+        p[k.P_SRC_VA] = p[k.P_SRC_VB] = p[k.P_SRC_VC] = grid_v_ln
+        p[k.P_SRC_PHA], p[k.P_SRC_PHB], p[k.P_SRC_PHC] = 0.0, -2 * math.pi / 3, 2 * math.pi / 3
+        p[k.P_SRC_F] = g.f_nom_hz
+        dc = cfg.dc_source
+        p[k.P_DC_V] = dc.voltage_v
+        p[k.P_DC_ILIM_SRC] = dc.current_limit_a
+        p[k.P_DC_ILIM_SINK] = dc.current_limit_neg_a
+        p[k.P_DC_R] = dc.r_internal_ohm
+        p[k.P_CDC] = pcs.dc_link_c_f
+        p[k.P_DC_BLEED_R] = 10.0 / pcs.dc_link_c_f      # 10 s bleed time constant
+        p[k.P_VDC_MIN] = pcs.vdc_min_v
+        p[k.P_VDC_MAX] = pcs.vdc_max_v
+        p[k.P_DC_TRIP_S] = pcs.dc_trip_delay_s
+        # PLL: 2nd-order loop, zeta 0.707; -3 dB bandwidth ~ 2.06 wn
+        wn = 2.0 * math.pi * pcs.pll_bandwidth_hz / 2.06
+        p[k.P_PLL_KP] = 2.0 * 0.707 * wn
+        p[k.P_PLL_KI] = wn * wn
+        wc = 2.0 * math.pi * pcs.current_loop_bandwidth_hz
+        p[k.P_CC_KP] = l_f * wc
+        p[k.P_CC_KI] = l_f * wc * wc / 5.0
+        p[k.P_VFF_TAU] = pcs.vff_filter_tau_s
+        p[k.P_T_SYNC] = pcs.t_sync_s
+        p[k.P_M_MAX] = pcs.modulation_max
+        p[k.P_IMAX_PK] = math.sqrt(2.0) * pcs.i_max_a
+        p[k.P_OC_PK] = pcs.hw_overcurrent_pu * i_rated_pk
+        p[k.P_OV_PK] = pcs.inst_overvoltage_pu * p[k.P_VPK_NOM]
+        p[k.P_TEMP_AMB] = pcs.ambient_c
+        p[k.P_TEMP_RISE] = pcs.temp_rise_rated_c
+        p[k.P_TEMP_TAU] = pcs.thermal_tau_s
+        # runaway = far beyond any physical current: 20 pu for the PCS; for the grid
+        # branch, 4x the prospective bolted-fault peak (DC offset included) or 20 pu
+        z_grid = math.hypot(self.impedance.r_ohm, w_nom * self.impedance.l_h)
+        i_fault_pk = math.sqrt(2.0) * grid_v_ln / z_grid
+        p[k.P_GUARD_IF_PK] = 20.0 * i_rated_pk
+        p[k.P_GUARD_IG_PK] = max(20.0 * i_rated_pk, 4.0 * i_fault_pk)
+        p[k.P_DEF_TRIP_SAG] = float("trip_on_sag" in self._defects)
+        p[k.P_DEF_NO_Q] = float("no_reactive_injection" in self._defects)
+        p[k.P_DEF_PRIO_IGN] = float("limit_priority_ignored" in self._defects)
+        s = self.state
+        s[k.S_PLL_W] = w_nom
+        s[k.S_TEMP_C] = pcs.ambient_c
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def pcs_settings(self) -> PcsSettings:
+        return self._pcs_settings
+
+    @pcs_settings.setter
+    def pcs_settings(self, settings: PcsSettings) -> None:
+        self._pcs_settings = settings
+        self._settings_snapshot = None
+
+    def _apply_settings_if_changed(self) -> None:
+        s = self._pcs_settings
+        snap = {key: (list(v) if isinstance(v, list) else v) for key, v in vars(s).items()}
+        if snap == self._settings_snapshot:
+            return
+        self._write_settings(s)
+        self._settings_snapshot = snap
+
+    def _write_settings(self, s: PcsSettings) -> None:
+        """Validate first, then write: a bad setting must not half-apply."""
+        _require(s.limit_priority in PRIORITY_CODES,
+                 f"limit_priority must be one of {sorted(PRIORITY_CODES)}, got {s.limit_priority!r}")
+        _require(s.p_ramp_w_per_s > 0.0, f"p_ramp_w_per_s must be > 0, got {s.p_ramp_w_per_s}")
+        _require(s.k_factor >= 0.0, f"k_factor must be >= 0, got {s.k_factor}")
+        _require(s.dvs_deadband_pu >= 0.0, "dvs_deadband_pu must be >= 0")
+        _require(0.0 <= s.lv_mom_cess_v_pu < 1.0, "lv_mom_cess_v_pu must be within [0, 1)")
+        _require(s.hv_mom_cess_v_pu > 1.0, "hv_mom_cess_v_pu must be > 1")
+        lv = _trip_points("lv_must_trip", s.lv_must_trip)
+        hv = _trip_points("hv_must_trip", s.hv_must_trip)
+        p = self.params
+        p[k.P_P_SET] = s.p_set_w
+        p[k.P_Q_SET] = s.q_set_var
+        p[k.P_P_RAMP] = s.p_ramp_w_per_s
+        p[k.P_PRIO] = PRIORITY_CODES[s.limit_priority]
+        p[k.P_K] = s.k_factor
+        p[k.P_DVS_EN] = float(bool(s.dvs_enabled))
+        p[k.P_DB] = s.dvs_deadband_pu
+        p[k.P_LV_MC] = s.lv_mom_cess_v_pu
+        p[k.P_HV_MC] = s.hv_mom_cess_v_pu
+        p[k.P_N_LV] = len(lv)
+        p[k.P_N_HV] = len(hv)
+        for i, (v, t) in enumerate(lv):
+            p[k.P_LV_V + i], p[k.P_LV_T + i] = v, t
+        for i, (v, t) in enumerate(hv):
+            p[k.P_HV_V + i], p[k.P_HV_T + i] = v, t
+
+    # ------------------------------------------------------------------ time
+    @property
+    def t_s(self) -> float:
+        return self._step * self.dt_s
+
+    def schedule(self, t_s: float, callback: Callable[["Plant"], None]) -> None:
+        """Run callback(plant) when plant time reaches t_s (at once if already past)."""
+        step = max(int(math.ceil(t_s / self.dt_s - CALLBACK_EPS_S * self.sample_rate_hz)), self._step)
+        heapq.heappush(self._callbacks, (step, next(self._seq), callback))
+
+    def advance(self, duration_s: float) -> None:
+        """Advance plant time by duration_s, running due callbacks at their plant time."""
+        _require(math.isfinite(duration_s) and duration_s >= 0.0,
+                 f"advance duration must be >= 0, got {duration_s!r}")
+        if self._in_advance:
+            raise RuntimeError("Plant.advance() called re-entrantly (from a callback?)")
+        self._in_advance = True
+        try:
+            end_step = self._step + int(round(duration_s * self.sample_rate_hz))
+            max_chunk = max(int(round(MAX_CHUNK_S * self.sample_rate_hz)), 1)
+            self._run_due_callbacks()
+            while self._step < end_step:
+                target = min(end_step, self._step + max_chunk)
+                if self._callbacks:
+                    target = min(target, self._callbacks[0][0])
+                self._run_chunk(target - self._step)
+                self._run_due_callbacks()
+        finally:
+            self._in_advance = False
+
+    def _run_due_callbacks(self) -> None:
+        while self._callbacks and self._callbacks[0][0] <= self._step:
+            _, _, callback = heapq.heappop(self._callbacks)
+            callback(self)
+
+    def _run_chunk(self, n_steps: int) -> None:
+        self._apply_settings_if_changed()
+        while n_steps > 0:
+            done = k.run_steps(n_steps, self._step, self.state, self.params, self._mats,
+                               self._win, self._ring, self._meas, self._events)
+            self._step += done
+            n_steps -= done
+            if self.state[k.S_EV_N] > 0:
+                self._drain_events()
+            if self.state[k.S_ERR_CODE] != 0:
+                self._raise_numerical()
+
+    def _raise_numerical(self) -> None:
+        code = int(self.state[k.S_ERR_CODE])
+        what = GUARD_COMPONENT.get(code, "state")
+        raise PlantNumericalError(
+            f"numerical guard: {what} non-finite or runaway "
+            f"(value {self.state[k.S_ERR_VAL]:.4g}) at plant time t = {self.state[k.S_ERR_T]:.6f} s")
+
+    # ------------------------------------------------------------------ events
+    def _drain_events(self) -> None:
+        n = int(self.state[k.S_EV_N])
+        for row in self._events[:n]:
+            self._decode_event(float(row[0]), int(row[1]), row[2], row[3], row[4])
+        self.state[k.S_EV_N] = 0
+
+    def _log(self, t_s: float, code: str, text: str) -> None:
+        self.pcs_events.append((round(t_s, 3), code, text))
+
+    def _decode_event(self, t_s: float, code: int, a: float, b: float, c: float) -> None:
+        if code == k.EV_STATE:
+            name = STATE_NAMES[int(a)]
+            if name == "OFF" and self._trip_reason:
+                self._trip_reason = ""          # reset_alarms acknowledged the trip
+            if name == "RUNNING" and "telemetry_flatline" in self._defects \
+                    and self._q_frozen is None:
+                self._q_frozen = self._reported_q_now()
+            self._log(t_s, "STATE", name)
+        elif code == k.EV_TRIP:
+            text = self._trip_text(int(a), b, c)
+            self._trip_reason = text
+            self._log(t_s, "TRIP", text)
+        elif code == k.EV_MC_ENTER:
+            self._log(t_s, "MC_ENTER", f"V min {a:.2f} pu, V max {b:.2f} pu")
+        elif code == k.EV_MC_EXIT:
+            self._log(t_s, "MC_EXIT", f"V min {a:.2f} pu, V max {b:.2f} pu")
+        elif code == k.EV_LIMIT_ENTER:
+            self._log(t_s, "LIMIT_ENTER", f"|I| ref {a:.2f} pu, priority {_prio_name(b)}")
+        elif code == k.EV_LIMIT_EXIT:
+            self._log(t_s, "LIMIT_EXIT", f"|I| ref {a:.2f} pu")
+        elif code == k.EV_RT_ENTER:
+            self._log(t_s, "RT_ENTER", f"V1 {a:.2f} pu")
+        elif code == k.EV_RT_EXIT:
+            self._log(t_s, "RT_EXIT", f"V1 {a:.2f} pu")
+        elif code == k.EV_START_FAIL:
+            text = START_FAIL_TEXT.get(int(a), "start refused")
+            if text not in self._alarms:
+                self._alarms.append(text)
+            self._log(t_s, "START_FAIL", text)
+        elif code == k.EV_FAULT:
+            text = f"AC overcurrent {a:.0f} A peak > {b:.0f} A"
+            self._trip_reason = text
+            self._log(t_s, "FAULT", text)
+
+    @staticmethod
+    def _trip_text(kind: int, a: float, b: float) -> str:
+        if kind == k.TRIP_LV:
+            return f"LV must-trip {a:.2f} pu / {b:.2f} s"
+        if kind == k.TRIP_HV:
+            return f"HV must-trip {a:.2f} pu / {b:.2f} s"
+        if kind == k.TRIP_LV_FIXED:
+            return f"LV protection {a:.2f} pu / {b:.2f} s"
+        if kind == k.TRIP_DC_UV:
+            return f"DC link undervoltage {a:.1f} V < {b:.1f} V"
+        if kind == k.TRIP_DC_OV:
+            return f"DC link overvoltage {a:.1f} V > {b:.1f} V"
+        if kind == k.TRIP_AC_OV:
+            return f"AC instantaneous overvoltage {a:.2f} pu peak"
+        return "trip"
+
+    # ------------------------------------------------------------------ grid simulator
+    def set_source(self, *, output_on: bool | None = None,
+                   v_ln_rms_v: Sequence[float] | float | None = None,
+                   freq_hz: float | None = None,
+                   phase_deg: Sequence[float] | None = None) -> None:
+        """Program the grid simulator; validated as a whole, applied at the next step."""
+        volts = _three("v_ln_rms_v", v_ln_rms_v) if v_ln_rms_v is not None else None
+        if volts is not None:
+            for v in volts:
+                _require(math.isfinite(v) and v >= 0.0,
+                         f"source voltage must be >= 0 V (a sag cannot go below 0), got {v}")
+        if freq_hz is not None:
+            _require(math.isfinite(freq_hz) and 1.0 <= freq_hz <= 1000.0,
+                     f"source frequency must be within 1..1000 Hz, got {freq_hz}")
+        angles = _three("phase_deg", phase_deg) if phase_deg is not None else None
+        p = self.params
+        if output_on is not None:
+            p[k.P_SRC_ON] = float(bool(output_on))
+        if volts is not None:
+            p[k.P_SRC_VA], p[k.P_SRC_VB], p[k.P_SRC_VC] = volts
+        if freq_hz is not None:
+            p[k.P_SRC_F] = freq_hz
+        if angles is not None:
+            p[k.P_SRC_PHA], p[k.P_SRC_PHB], p[k.P_SRC_PHC] = (math.radians(x) for x in angles)
+
+    def source_measurements(self) -> dict:
+        m = self._avg
+        return {"v_ln_rms_v": [math.sqrt(m(k.A_E2 + i)) for i in range(3)],
+                "i_rms_a": [math.sqrt(m(k.A_IG2 + i)) for i in range(3)],
+                "p_w": m(k.A_P_SRC), "q_var": m(k.A_Q_SRC),
+                "freq_hz": m(k.A_F_SRC) if self._meas[k.M_VALID] else float(self.params[k.P_SRC_F])}
+
+    # ------------------------------------------------------------------ faults (bench helper)
+    def apply_fault(self, kind: str, r_ohm: float = 0.0) -> None:
+        """Phase-to-ground fault at the PCC: kind "3ph" (all phases), "ag", "bg" or "cg"."""
+        _require(kind in FAULT_KINDS, f"fault kind must be one of {sorted(FAULT_KINDS)}, got {kind!r}")
+        _require(math.isfinite(r_ohm) and r_ohm >= 0.0, f"fault resistance must be >= 0, got {r_ohm}")
+        g = 1.0 / max(r_ohm, MIN_FAULT_R_OHM)
+        self._fault_g = [g if ph in FAULT_KINDS[kind] else 0.0 for ph in range(3)]
+        self._write_shunts()
+
+    def clear_fault(self) -> None:
+        self._fault_g = [0.0, 0.0, 0.0]
+        self._write_shunts()
+
+    def _write_shunts(self) -> None:
+        self.params[k.P_G_A], self.params[k.P_G_B], self.params[k.P_G_C] = self._fault_g
+
+    # ------------------------------------------------------------------ DC source
+    def set_dc_source(self, *, output_on: bool | None = None, voltage_v: float | None = None,
+                      current_limit_a: float | None = None,
+                      current_limit_neg_a: float | None = None) -> None:
+        for name, val in (("voltage_v", voltage_v), ("current_limit_a", current_limit_a),
+                          ("current_limit_neg_a", current_limit_neg_a)):
+            if val is not None:
+                _require(math.isfinite(val) and val >= 0.0, f"DC source {name} must be >= 0, got {val}")
+        p = self.params
+        if output_on is not None:
+            p[k.P_DC_ON] = float(bool(output_on))
+        if voltage_v is not None:
+            p[k.P_DC_V] = voltage_v
+        if current_limit_a is not None:
+            p[k.P_DC_ILIM_SRC] = current_limit_a
+        if current_limit_neg_a is not None:
+            p[k.P_DC_ILIM_SINK] = current_limit_neg_a
+
+    def dc_source_measurements(self) -> dict:
+        m = self._avg
+        return {"voltage_v": m(k.A_VDC) if self._meas[k.M_VALID] else float(self.state[k.S_VDC]),
+                "current_a": m(k.A_IDC_SRC), "power_w": m(k.A_VDC) * m(k.A_IDC_SRC)}
+
+    # ------------------------------------------------------------------ PCS
+    def pcs_command(self, command: str) -> None:
+        """"start" | "stop" | "standby" | "reset_alarms"; acted on at the next step.
+        "standby" blocks the gates and opens the breaker like "stop"."""
+        _require(command in COMMAND_CODES,
+                 f"unknown PCS command {command!r} (known: {', '.join(COMMAND_CODES)})")
+        if command == "reset_alarms":
+            self._alarms.clear()
+        self.state[k.S_CMD] = COMMAND_CODES[command]
+        self._log(self.t_s, "CMD", command)
+
+    def pcs_telemetry(self) -> dict:
+        m = self._avg
+        mode = int(self.state[k.S_MODE])
+        p_w = m(k.A_P_PCS)
+        if "telemetry_scale_error" in self._defects:
+            p_w *= 1.03
+        q_var = self._q_frozen if self._q_frozen is not None else m(k.A_Q_PCS)
+        s_va = math.hypot(p_w, q_var)
+        alarms = list(self._alarms)
+        if self._trip_reason:
+            alarms.insert(0, self._trip_reason)
+        return {
+            "t_s": float(self._meas[k.M_T_END]),
+            "state": STATE_NAMES[mode],
+            "v_ln_rms_v": [math.sqrt(m(k.A_V2 + i)) for i in range(3)],
+            "v_ll_rms_v": sum(math.sqrt(m(k.A_VLL2 + i)) for i in range(3)) / 3.0,
+            "i_rms_a": [math.sqrt(m(k.A_IF2 + i)) for i in range(3)],
+            "p_w": p_w,
+            "q_var": q_var,
+            "s_va": s_va,
+            "pf": p_w / s_va if s_va > 1e-6 * self.config.pcs.s_rated_va else 1.0,
+            "freq_hz": m(k.A_F_PLL) if self._meas[k.M_VALID] else self.config.pcs.f_nom_hz,
+            "vdc_v": m(k.A_VDC),
+            "idc_a": m(k.A_IDC_PCS),
+            "soc_pct": self._soc_pct(),
+            "temperature_c": float(self.state[k.S_TEMP_C]),
+            "current_limited": bool(self.state[k.S_LIM] > 0.5),
+            "ride_through_active": bool(self.state[k.S_RT] > 0.5),
+            "trip_reason": self._trip_reason,
+            "alarms": alarms,
+        }
+
+    def _avg(self, index: int) -> float:
+        return float(self._meas[k.M_AVG + index])
+
+    def _reported_q_now(self) -> float:
+        return self._avg(k.A_Q_PCS)
+
+    def _soc_pct(self) -> float:
+        pcs = self.config.pcs
+        used_pct = self.state[k.S_EDC_J] / (pcs.battery_capacity_wh * 3600.0) * 100.0
+        return float(min(max(pcs.soc_initial_pct - used_pct, 0.0), 100.0))
+
+    # ------------------------------------------------------------------ scope ring
+    def read_ring(self, names: Sequence[str], t_start_s: float, n_samples: int) -> np.ndarray:
+        """(len(names), n_samples) float64 of samples at t_start_s + i*dt_s."""
+        rows = []
+        for name in names:
+            _require(name in self._signal_row,
+                     f"unknown ring signal {name!r} (known: {', '.join(self.ring_signals)})")
+            rows.append(self._signal_row[name])
+        _require(n_samples >= 0, f"n_samples must be >= 0, got {n_samples}")
+        first = int(round(t_start_s * self.sample_rate_hz))
+        last = first + n_samples - 1
+        oldest = max(0, self._step - self._n_ring + 1)
+        if first < oldest or last > self._step:
+            raise ValueError(
+                f"ring samples {first * self.dt_s:.6f}..{last * self.dt_s:.6f} s not in the buffer "
+                f"(holds {oldest * self.dt_s:.6f}..{self.t_s:.6f} s)")
+        cols = np.arange(first, first + n_samples) % self._n_ring
+        return self._ring[np.ix_(rows, cols)].astype(np.float64)
+
+
+def _three(name: str, values: Sequence[float] | float) -> tuple[float, float, float]:
+    if isinstance(values, (int, float)):
+        return (float(values),) * 3
+    vals = tuple(float(v) for v in values)
+    _require(len(vals) == 3, f"{name} needs 3 values (phases A, B, C), got {len(vals)}")
+    return vals  # type: ignore[return-value]
+
+
+def _prio_name(code: float) -> str:
+    return {k.PRIO_P: "P", k.PRIO_Q: "Q", k.PRIO_MIXED: "mixed"}.get(int(code), "?")
