@@ -709,7 +709,8 @@ def _adopt_curves(dev: SunSpecPcsDevice, model: PlacedModel, merged: list[int]) 
     if len(levels) != 1 or None in levels:
         return False
     mom_cess_pct = levels.pop() * 10.0 ** sf["CrvV"]
-    if not beyond_nominal(mom_cess_pct):
+    # 0 % on the LV side means "never cease" (IEEE 2800 forbids momentary cessation)
+    if not (beyond_nominal(mom_cess_pct) or (lv and mom_cess_pct == 0.0)):
         return False
     settings = dev.plant.pcs_settings
     if lv:

@@ -1,0 +1,141 @@
+"""The virtual bench's control endpoint: JSON lines over TCP.
+
+This is the one door into the simulator that a real bench does not have: the bench clock
+asks it to advance plant time (lockstep mode), tests ask it for the endpoints, and fault
+injection (the PCS stops answering) goes through it. Requests and replies are one JSON
+object per line: `{"op": ...}` → `{"ok": true, ...}` or `{"ok": false, "error": "..."}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+log = logging.getLogger(__name__)
+
+# Plant time is advanced in slices so that other connections (SCPI queries from a
+# concurrent poller, for instance) are served between slices of a long advance.
+ADVANCE_SLICE_S = 0.05
+ADVANCE_MAX_S = 24 * 3600.0
+# Loop turns given to other connections before time moves (see _let_received_commands_run).
+SETTLE_TURNS = 5
+
+
+@dataclass
+class ControlHooks:
+    """What the endpoint acts on; the launcher provides these."""
+
+    plant: Any  # bench.sim.plant.Plant
+    lockstep: bool
+    endpoints: Callable[[], dict]
+    kill_pcs: Callable[[], Awaitable[None]]
+    request_shutdown: Callable[[], None]
+
+
+class ControlServer:
+    def __init__(self, hooks: ControlHooks) -> None:
+        self.hooks = hooks
+        self._server: asyncio.base_events.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._advance_lock = asyncio.Lock()
+        self.host = ""
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "ControlServer":
+        self._server = await asyncio.start_server(self._serve_client, host, port)
+        self.host, self.port = self._server.sockets[0].getsockname()[:2]
+        return self
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        try:
+            while line := await reader.readline():
+                if not line.strip():
+                    continue
+                reply = await self.handle_line(line)
+                writer.write((json.dumps(reply) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()
+
+    async def handle_line(self, line: bytes) -> dict:
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("a request is a JSON object")
+            return await self.handle(request)
+        except (ValueError, TypeError, KeyError) as error:
+            return {"ok": False, "error": f"bad request: {error}"}
+        except Exception as error:  # report, keep serving
+            log.exception("control request failed")
+            return {"ok": False, "error": f"{type(error).__name__}: {error}"}
+
+    async def handle(self, request: dict) -> dict:
+        op = request.get("op")
+        plant = self.hooks.plant
+        if op == "time":
+            return {"ok": True, "t_s": plant.t_s}
+        if op == "advance":
+            return await self._advance(request)
+        if op == "endpoints":
+            return {"ok": True, **self.hooks.endpoints()}
+        if op == "fault":
+            what = request.get("what")
+            if what == "kill_pcs":
+                await self.hooks.kill_pcs()
+                return {"ok": True}
+            return {"ok": False, "error": f"unknown fault {what!r} (known: kill_pcs)"}
+        if op == "shutdown":
+            self.hooks.request_shutdown()
+            return {"ok": True}
+        return {"ok": False, "error": f"unknown op {op!r} (known: time, advance, endpoints, fault, shutdown)"}
+
+    async def _advance(self, request: dict) -> dict:
+        if not self.hooks.lockstep:
+            return {"ok": False, "error": "the bench is paced in real time; advance is only available in lockstep mode"}
+        dt_s = float(request["dt_s"])
+        if not 0.0 <= dt_s <= ADVANCE_MAX_S:
+            return {"ok": False, "error": f"dt_s must be within 0..{ADVANCE_MAX_S:g} s, got {dt_s!r}"}
+        plant = self.hooks.plant
+        async with self._advance_lock:  # two clients advancing at once would interleave
+            await _let_received_commands_run()
+            target_s = plant.t_s + dt_s
+            while (remaining_s := target_s - plant.t_s) > plant.dt_s * 0.5:
+                before_s = plant.t_s
+                plant.advance(min(ADVANCE_SLICE_S, remaining_s))
+                if plant.t_s <= before_s:
+                    break  # less than a step left: the plant rounds it away
+                await asyncio.sleep(0)
+        return {"ok": True, "t_s": plant.t_s}
+
+
+async def _let_received_commands_run() -> None:
+    """Let instrument commands already received run before plant time moves.
+
+    A plan writes `ACQuire:STATE ON` to the scope and then asks for `advance`; the two go
+    over different sockets. Both are in the kernel by the time the advance request is
+    read, but the scope connection's task may be scheduled after this one. A few loop
+    turns let it run first, so the command takes effect at the plant time it was sent,
+    as it would on a bench whose clock is the wall clock.
+    """
+    for _ in range(SETTLE_TURNS):
+        await asyncio.sleep(0)

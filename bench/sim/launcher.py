@@ -1,0 +1,279 @@
+"""Start the whole virtual bench in one asyncio loop: plant, SCPI instruments, PCS, control.
+
+`python -m bench.sim` runs it from a shell; `start_bench()` / `serve()` are the function
+API for the pytest plugin. Every server listens on loopback (port chosen by the OS) unless
+the user binds elsewhere explicitly. The endpoints document (JSON) tells clients where
+everything is; it is written atomically once every server listens.
+
+Time: by default a background task advances the plant to follow the wall clock in ~10 ms
+steps, so an interactive pyvisa session or a SCADA client sees a live bench. With
+`lockstep`, plant time moves only when the control endpoint's `advance` op asks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.sim.control import ControlHooks, ControlServer
+from bench.sim.scpi.ametek_mx import AmetekMx
+from bench.sim.scpi.keysight_rp7900 import KeysightRp7900
+from bench.sim.scpi.server import ScpiServer
+from bench.sim.scpi.tektronix_mso import DEFAULT_WIRING, ProbeWiring, TektronixMso
+
+log = logging.getLogger(__name__)
+
+PACE_STEP_S = 0.01  # real-time pacing granularity (wall clock)
+PACE_MAX_CATCH_UP_S = 0.25  # beyond this lag, plant time slips instead of racing to catch up
+PCS_DEVICE_ID = 1
+
+
+@dataclass
+class RunningBench:
+    """A started virtual bench; `stop()` closes everything."""
+
+    plant: Any
+    lockstep: bool
+    host: str
+    grid_simulator: AmetekMx
+    dc_source: KeysightRp7900
+    oscilloscope: TektronixMso
+    scpi_servers: dict[str, ScpiServer]
+    control: ControlServer | None = None
+    pcs_server: Any | None = None
+    pcs_missing_reason: str = ""
+    shutdown_requested: asyncio.Event = field(default_factory=asyncio.Event)
+    _pacer: asyncio.Task | None = None
+    _pcs_port: int | None = None  # kept after a kill_pcs fault: the address stays, nobody answers
+
+    def __post_init__(self) -> None:
+        if self.pcs_server is not None:
+            self._pcs_port = self.pcs_server.port
+
+    def endpoints(self) -> dict:
+        assert self.control is not None
+        document: dict[str, Any] = {
+            "control": self.control.address,
+            "instruments": {role: server.resource for role, server in self.scpi_servers.items()},
+            "pcs": None,
+        }
+        if self._pcs_port is not None:
+            document["pcs"] = {"host": self.host, "port": self._pcs_port, "device_id": PCS_DEVICE_ID}
+        return document
+
+    async def kill_pcs(self) -> None:
+        """Fault injection: the PCS stops answering Modbus (its server socket closes)."""
+        if self.pcs_server is not None:
+            server, self.pcs_server = self.pcs_server, None
+            await server.stop()
+
+    async def stop(self) -> None:
+        if self._pacer is not None:
+            self._pacer.cancel()
+            try:
+                await self._pacer
+            except asyncio.CancelledError:
+                pass
+            self._pacer = None
+        if self.control is not None:
+            await self.control.stop()
+        for server in self.scpi_servers.values():
+            await server.stop()
+        await self.kill_pcs()
+
+
+def _build_plant(plant_config: Any) -> Any:
+    from bench.sim.plant import Plant
+
+    return Plant(plant_config)
+
+
+async def start_bench(plant_or_config: Any, *, lockstep: bool = True, host: str = "127.0.0.1",
+                      scope_wiring: dict[int, ProbeWiring] | None = None) -> RunningBench:
+    """Start every server of the virtual bench; returns once all of them listen."""
+    plant = plant_or_config if hasattr(plant_or_config, "advance") else _build_plant(plant_or_config)
+    config = getattr(plant, "config", None)
+    grid_config = getattr(config, "grid", None)
+    nominal_v_ln_v = getattr(grid_config, "v_ll_nom_v", 480.0) / 3**0.5
+    nominal_freq_hz = getattr(grid_config, "f_nom_hz", 60.0)
+    ring_s = getattr(config, "ring_s", 30.0)
+
+    grid_simulator = AmetekMx(plant, nominal_v_ln_v=nominal_v_ln_v, nominal_freq_hz=nominal_freq_hz)
+    dc_source = KeysightRp7900(plant)
+    oscilloscope = TektronixMso(plant, ring_s=ring_s, wiring=scope_wiring or DEFAULT_WIRING)
+    # the grid simulator's trigger output is cabled to the scope's AUX trigger input
+    grid_simulator.trigger_output_listeners.append(oscilloscope.aux_input)
+
+    scpi_servers = {
+        "grid_simulator": await ScpiServer(grid_simulator).start(host),
+        "dc_source": await ScpiServer(dc_source).start(host),
+        "oscilloscope": await ScpiServer(oscilloscope).start(host),
+    }
+
+    pcs_server, pcs_missing_reason = None, ""
+    try:
+        from bench.sim.modbus_pcs import start_pcs_server
+    except ImportError as error:
+        pcs_missing_reason = f"PCS Modbus server unavailable: {error}"
+        log.warning(pcs_missing_reason)
+    else:
+        pcs_server = await start_pcs_server(plant, host=host, port=0, device_id=PCS_DEVICE_ID)
+
+    bench = RunningBench(plant=plant, lockstep=lockstep, host=host, grid_simulator=grid_simulator,
+                         dc_source=dc_source, oscilloscope=oscilloscope, scpi_servers=scpi_servers,
+                         pcs_server=pcs_server, pcs_missing_reason=pcs_missing_reason)
+    hooks = ControlHooks(plant=plant, lockstep=lockstep, endpoints=bench.endpoints, kill_pcs=bench.kill_pcs,
+                         request_shutdown=bench.shutdown_requested.set)
+    bench.control = ControlServer(hooks)
+    await bench.control.start(host)
+    if not lockstep:
+        bench._pacer = asyncio.create_task(_pace_in_real_time(plant), name="bench-pacer")
+    return bench
+
+
+async def _pace_in_real_time(plant: Any) -> None:
+    """Advance the plant to follow the wall clock, in small steps."""
+    loop = asyncio.get_running_loop()
+    wall_start_s, plant_start_s = loop.time(), plant.t_s
+    while True:
+        await asyncio.sleep(PACE_STEP_S)
+        lag_s = (loop.time() - wall_start_s) - (plant.t_s - plant_start_s)
+        if lag_s > PACE_MAX_CATCH_UP_S:
+            # the plant cannot keep up (or the loop was blocked): let plant time slip
+            log.debug("real-time pacing: plant %.3f s behind, slipping", lag_s)
+            wall_start_s += lag_s - PACE_STEP_S
+            lag_s = PACE_STEP_S
+        if lag_s >= plant.dt_s:
+            plant.advance(lag_s)
+
+
+def write_endpoints_file(path: Path, document: dict) -> None:
+    """Write atomically (temp file + rename) so a reader never sees a partial document."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def describe_endpoints(bench: RunningBench) -> str:
+    assert bench.control is not None
+    lines = [f"virtual bench ({'lockstep' if bench.lockstep else 'real-time'}), control {bench.control.address}"]
+    for role, server in bench.scpi_servers.items():
+        lines.append(f"  {role:<15} {server.resource}  ({server.instrument.model})")
+    if bench.pcs_server is not None:
+        lines.append(f"  {'pcs':<15} {bench.host}:{bench.pcs_server.port} device id {PCS_DEVICE_ID}")
+    else:
+        lines.append(f"  {'pcs':<15} MISSING: {bench.pcs_missing_reason}")
+    return "\n".join(lines)
+
+
+async def serve(plant_config: Any, *, lockstep: bool, host: str = "127.0.0.1",
+                endpoints_file: Path | None = None, announce: bool = True) -> None:
+    """Run the bench until SIGINT/SIGTERM or the control endpoint's shutdown op."""
+    bench = await start_bench(plant_config, lockstep=lockstep, host=host)
+    loop = asyncio.get_running_loop()
+    installed: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, bench.shutdown_requested.set)
+            installed.append(signum)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or no support
+            pass
+    try:
+        if endpoints_file is not None:
+            write_endpoints_file(endpoints_file, bench.endpoints())
+        if announce:
+            print(describe_endpoints(bench), flush=True)
+        await bench.shutdown_requested.wait()
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await bench.stop()
+        if endpoints_file is not None:
+            # a stale document would point clients at closed ports
+            Path(endpoints_file).unlink(missing_ok=True)
+        if announce:
+            print("virtual bench stopped", flush=True)
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.sim", description="Run the bessbench virtual bench.")
+    parser.add_argument("--bench", type=Path, help="bench file (TOML) describing the virtual bench")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="plant time moves only on the control endpoint's advance op")
+    parser.add_argument("--defect", action="append", default=[], metavar="NAME",
+                        help="seed a PCS defect (repeatable); see --list-defects")
+    parser.add_argument("--endpoints-file", type=Path, help="write the endpoints JSON document here")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to bind (default loopback; binding elsewhere exposes the bench)")
+    parser.add_argument("--list-defects", action="store_true", help="list the seeded defects and exit")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def plant_config_from_args(args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
+    if args.bench is not None:
+        try:
+            from bench.config import load_bench, virtual_plant_config
+        except ImportError as error:
+            raise ValueError(f"--bench needs bench.config, which is not available ({error})") from error
+        return virtual_plant_config(load_bench(args.bench), extra_defects=tuple(args.defect))
+    from bench.sim.plant import PlantConfig
+
+    config = PlantConfig()
+    if args.defect:
+        config = replace(config, defects=tuple(config.defects) + tuple(args.defect))
+    return config
+
+
+def list_defects() -> str:
+    from bench.sim.defects import DEFECTS
+
+    return "\n".join(f"{name:<28} {getattr(d, 'caught_by', ''):<5} {getattr(d, 'description', '')}"
+                     for name, d in sorted(DEFECTS.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.list_defects:
+        print(list_defects())
+        return 0
+    try:
+        config = plant_config_from_args(args)
+        plant = _build_plant(config)
+    except ValueError as error:  # bad settings, unknown defect: one clear line, status 2
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if type(error).__name__ == "BenchFileError":
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        raise
+    try:
+        asyncio.run(serve(plant, lockstep=args.lockstep, host=args.host, endpoints_file=args.endpoints_file))
+    except KeyboardInterrupt:  # Ctrl-C before the signal handler was installed
+        pass
+    return 0
