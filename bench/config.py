@@ -102,6 +102,9 @@ class VirtualBenchConfig:
     scr: float = 5.0
     x_over_r: float = 7.0
     defects: tuple[str, ...] = ()
+    # The simulated PCS is a product with its own nameplate; [pcs.identity] says which one the
+    # bench expects, so a mismatch is caught on the virtual bench exactly as on a real one.
+    pcs_serial: str | None = None
 
 
 @dataclass(frozen=True)
@@ -336,7 +339,7 @@ def _parse_virtual(c: _Checker, doc: dict) -> VirtualBenchConfig | None:
         return None
     v = c.table(doc, "virtual")
     p = "virtual."
-    c.unknown_keys(v, {"scr", "x_over_r", "defects"}, p)
+    c.unknown_keys(v, {"scr", "x_over_r", "defects", "pcs_serial"}, p)
     defects = v.get("defects", [])
     if not isinstance(defects, list) or not all(isinstance(d, str) for d in defects):
         c.problem(f"{p}defects", f"value {defects!r} must be a list of defect names")
@@ -351,6 +354,7 @@ def _parse_virtual(c: _Checker, doc: dict) -> VirtualBenchConfig | None:
         scr=c.number(v, "scr", p, strictly_positive=True, default=5.0),
         x_over_r=c.number(v, "x_over_r", p, strictly_positive=True, default=7.0),
         defects=tuple(defects),
+        pcs_serial=c.string(v, "pcs_serial", p) if "pcs_serial" in v else None,
     )
 
 
@@ -391,12 +395,14 @@ def virtual_plant_config(bench: BenchConfig, extra_defects: tuple[str, ...] | li
         raise BenchFileError(bench.path, ["has no [virtual] table: it describes a real bench"])
     pcs = bench.pcs
     defects = tuple(dict.fromkeys((*bench.virtual.defects, *extra_defects)))
+    nameplate = PcsConfig()
+    serial = bench.virtual.pcs_serial or nameplate.serial
     return PlantConfig(
         grid=GridConfig(v_ll_nom_v=pcs.v_ll_nom_v, f_nom_hz=pcs.f_nom_hz,
                         scr=bench.virtual.scr, x_over_r=bench.virtual.x_over_r),
         pcs=PcsConfig(s_rated_va=pcs.s_rated_va, v_ll_nom_v=pcs.v_ll_nom_v,
                       f_nom_hz=pcs.f_nom_hz, i_max_a=pcs.i_max_a, vdc_min_v=pcs.vdc_min_v,
-                      vdc_max_v=pcs.vdc_max_v, manufacturer=pcs.identity.manufacturer,
-                      model=pcs.identity.model, serial=pcs.identity.serial),
+                      vdc_max_v=pcs.vdc_max_v, manufacturer=nameplate.manufacturer,
+                      model=nameplate.model, serial=serial),
         defects=defects,
     )

@@ -76,6 +76,7 @@ class SagFigures:
     pre_p_w: float
     pre_iq_pu: float
     residual_v_pu: float            # measured at the PCC, mean over the sag's second half
+    v_swing_pu: float               # half the peak-to-peak of V1 over the sag's second half
     current_ceased_at_s: float | None
     delta_iq_pu: float              # reactive current change, mean over the sag's second half
     iq_response_s: float | None     # time to 90 % of delta_iq_pu
@@ -95,6 +96,8 @@ def sag_figures(sig: RideThroughSignals, *, sag_duration_s: float, window_s: flo
     if late_end_s <= late_start_s:  # very short sag: use what there is
         late_start_s, late_end_s = window_s / 2, sag_duration_s
     residual = mean_between(sig.t_s, sig.v_pu, late_start_s, late_end_s)
+    late = (sig.t_s >= late_start_s) & (sig.t_s <= late_end_s)
+    v_swing = float(np.ptp(sig.v_pu[late]) / 2.0)
     delta_iq = mean_between(sig.t_s, sig.iq_pu, late_start_s, late_end_s) - pre_iq
     # Cessation: the current stays below the threshold for a whole cycle.
     ceased = first_time(sig.t_s, sig.i_pu < ceased_below_pu, 0.0, hold_s=window_s)
@@ -106,4 +109,4 @@ def sag_figures(sig: RideThroughSignals, *, sag_duration_s: float, window_s: flo
     if pre_p > 0:
         back = first_time(sig.t_s, sig.p_w >= recovery_fraction * pre_p, sag_duration_s, hold_s=window_s)
         recovery = None if back is None else back - sag_duration_s
-    return SagFigures(pre_p, pre_iq, residual, ceased, delta_iq, response, recovery)
+    return SagFigures(pre_p, pre_iq, residual, v_swing, ceased, delta_iq, response, recovery)

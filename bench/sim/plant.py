@@ -10,6 +10,7 @@ All outputs start off: grid simulator output off, DC source output off, PCS OFF.
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import math
@@ -210,6 +211,7 @@ class Plant:
         self._fault_g = [0.0, 0.0, 0.0]
         self._trip_reason = ""
         self._alarms: list[str] = []
+        self._pending_commands: collections.deque[float] = collections.deque()
         self._q_frozen: float | None = None
         self._allocate()
         self._init_params()
@@ -360,6 +362,9 @@ class Plant:
             self._run_due_callbacks()
             while self._step < end_step:
                 target = min(end_step, self._step + max_chunk)
+                if self._pending_commands:
+                    self.state[k.S_CMD] = self._pending_commands.popleft()
+                    target = self._step + 1
                 if self._callbacks:
                     target = min(target, self._callbacks[0][0])
                 self._run_chunk(target - self._step)
@@ -531,7 +536,9 @@ class Plant:
                  f"unknown PCS command {command!r} (known: {', '.join(COMMAND_CODES)})")
         if command == "reset_alarms":
             self._alarms.clear()
-        self.state[k.S_CMD] = COMMAND_CODES[command]
+        # Commands queue and are acted on one per control step, in order, as a PCS
+        # controller does: "reset_alarms" then "start" in the same instant both count.
+        self._pending_commands.append(COMMAND_CODES[command])
         self._log(self.t_s, "CMD", command)
 
     def pcs_telemetry(self) -> dict:
