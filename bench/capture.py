@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from bench.clock import BenchClock
+from calibration.corrections import correct_channel
+from calibration.records import ChannelCorrection
 from bench.config import ScopeChannel
 from bench.evidence import RunFolder
 
@@ -44,9 +46,13 @@ class WaveformCapture:
     """Arms the oscilloscope around an external trigger and returns calibrated frames."""
 
     def __init__(self, scope, channels: tuple[ScopeChannel, ...], run: RunFolder, clock: BenchClock,
-                 identity: dict | None = None):
+                 identity: dict | None = None,
+                 corrections: dict[int, ChannelCorrection] | None = None,
+                 valid_for_qualification: bool = True):
         self.scope = scope
         self.channels = {c.name: c for c in channels}
+        self.corrections = corrections or {}
+        self.valid_for_qualification = valid_for_qualification
         self.run = run
         self.clock = clock
         self.identity = identity or {}
@@ -90,7 +96,10 @@ class WaveformCapture:
                 t_s = raw.t_s
             elif len(raw.t_s) != len(t_s):
                 raise CaptureError(f"channel {name} returned {len(raw.t_s)} points, others {len(t_s)}")
-            columns[name] = np.asarray(raw.volts, dtype=np.float64) * ch.ratio
+            values = np.asarray(raw.volts, dtype=np.float64) * ch.ratio
+            if ch.channel in self.corrections:
+                values = correct_channel(raw.t_s, values, self.corrections[ch.channel])
+            columns[name] = values
         frame = pd.DataFrame(columns, index=pd.Index(t_s, name="t_s"))
         frame.attrs.update({
             "units": {name: self.channels[name].units for name in names},
@@ -100,6 +109,9 @@ class WaveformCapture:
             "pretrigger_s": self.settings.pretrigger_s,
             "time_reference": "t_s = 0 at the trigger (grid simulator transient start)",
             "instrument": self.identity,
+            "calibration": {name: vars(self.corrections[self.channels[name].channel])
+                            for name in names if self.channels[name].channel in self.corrections},
+            "valid_for_qualification": self.valid_for_qualification,
             **(metadata or {}),
         })
         # Evidence first: the frame is on disk before anybody analyses it.

@@ -2,6 +2,8 @@
 
     bessbench qualify [--bench FILE] [--defect NAME ...] [--out DIR] [-k EXPR] [--allow-control]
     bessbench sim [--bench FILE] [--lockstep] [--defect NAME ...] [--list-defects]
+    bessbench check [--bench FILE]
+    bessbench {analysis,io,dut,sim}-benchmark
 
 `qualify` runs the qualification plans (testplans/) through pytest with the bessbench plugin
 and writes reports/<run-id>/report.html plus the evidence. Exit status: 0 every test passed,
@@ -57,6 +59,8 @@ def _qualify(args: argparse.Namespace) -> int:
         pytest_args += ["-k", args.k]
     if args.allow_control:
         pytest_args.append("--allow-control")
+    if args.allow_uncalibrated:
+        pytest_args.append("--allow-uncalibrated")
     pytest_args += args.pytest_args
     code = pytest.main(pytest_args)
     print(f"report: {out / 'report.html'}")
@@ -69,6 +73,31 @@ def _qualify(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_USAGE
     return EXIT_USAGE if code == pytest.ExitCode.USAGE_ERROR else EXIT_FAILED
+
+
+def _check(args: argparse.Namespace) -> int:
+    from bench.check import main_check
+
+    return main_check(args.bench)
+
+
+# name -> (module, function): each benchmark returns a dict, printed as JSON
+BENCHMARKS = {
+    "analysis-benchmark": ("bench.analysis.benchmark", "analysis_benchmark"),
+    "io-benchmark": ("bench.io_benchmark", "io_benchmark"),
+    "dut-benchmark": ("dut.benchmark", "dut_benchmark"),
+    "sim-benchmark": ("bench.sim.benchmark", "sim_benchmark"),
+}
+
+
+def _benchmark(name: str) -> int:
+    import importlib
+    import json
+
+    module_name, function_name = BENCHMARKS[name]
+    result = getattr(importlib.import_module(module_name), function_name)()
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
 
 
 def _sim(args: argparse.Namespace, rest: list[str]) -> int:
@@ -87,9 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-k", help="select tests by pytest keyword expression (e.g. lvrt, T7)")
     q.add_argument("--allow-control", action="store_true",
                    help="allow commands to a real PCS (default: read-only outside the virtual bench)")
+    q.add_argument("--allow-uncalibrated", action="store_true",
+                   help="use instruments without valid calibration (report marked not valid for qualification)")
     q.add_argument("pytest_args", nargs="*", help="further pytest arguments (after --)")
     sub.add_parser("sim", help="run the virtual bench in the foreground (see `bessbench sim --help`)",
                    add_help=False)
+    c = sub.add_parser("check", help="identify every instrument and the PCS, show calibration; changes nothing")
+    c.add_argument("--bench", help="bench file (default: the shipped virtual bench)")
+    for name in BENCHMARKS:
+        sub.add_parser(name, help=f"measure and print JSON ({BENCHMARKS[name][0]})")
     return parser
 
 
@@ -104,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     if args.command == "qualify":
         return _qualify(args)
+    if args.command == "check":
+        return _check(args)
+    if args.command in BENCHMARKS:
+        return _benchmark(args.command)
     return EXIT_USAGE
 
 

@@ -117,6 +117,7 @@ class BenchConfig:
     safety: SafetyLimits
     virtual: VirtualBenchConfig | None
     raw_text: str
+    calibration_dir: Path | None = None   # None: the records shipped in calibration/records
 
     @property
     def is_virtual(self) -> bool:
@@ -373,9 +374,14 @@ def load_bench(path: Path | str | None = None) -> BenchConfig:
     c = _Checker(path)
     c.unknown_keys(doc, {"bench", "pcs", "instruments", "safety", "virtual"}, "")
     head = c.table(doc, "bench")
-    c.unknown_keys(head, {"name", "profile"}, "bench.")
+    c.unknown_keys(head, {"name", "profile", "calibration_dir"}, "bench.")
     name = c.string(head, "name", "bench.")
     profile = c.string(head, "profile", "bench.")
+    calibration_dir = None
+    if "calibration_dir" in head:
+        calibration_dir = path.parent / c.string(head, "calibration_dir", "bench.")
+        if not calibration_dir.is_dir():
+            c.problem("bench.calibration_dir", f"folder {calibration_dir} does not exist")
     virtual = _parse_virtual(c, doc)
     pcs = _parse_pcs(c, doc)
     if virtual is None and pcs.connection.get("host") == VIRTUAL_RESOURCE:
@@ -384,7 +390,7 @@ def load_bench(path: Path | str | None = None) -> BenchConfig:
     safety = _parse_safety(c, doc)
     if c.problems:
         raise BenchFileError(path, c.problems)
-    return BenchConfig(path, name, profile, pcs, instruments, safety, virtual, text)
+    return BenchConfig(path, name, profile, pcs, instruments, safety, virtual, text, calibration_dir)
 
 
 def virtual_plant_config(bench: BenchConfig, extra_defects: tuple[str, ...] | list[str] = ()):

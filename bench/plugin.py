@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -39,6 +40,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--out", default=None, help="run folder (default reports/<run-id>)")
     group.addoption("--allow-control", action="store_true", default=False,
                     help="allow commands to a real PCS (the virtual PCS is always controllable)")
+    group.addoption("--allow-uncalibrated", action="store_true", default=False,
+                    help="use instruments without a valid calibration record; the run is then "
+                         "marked not valid for qualification")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -92,8 +96,12 @@ class _BenchResources:
             bench = resolve_virtual(bench, endpoints)
             control = endpoints["control"]
             allow_control = True
-        self.session = BenchSession(bench, run, allow_control=allow_control, control_address=control)
+        self.session = BenchSession(bench, run, allow_control=allow_control, control_address=control,
+                                    allow_uncalibrated=self.config.getoption("--allow-uncalibrated"))
         self.session.open()
+        if not self.session.valid_for_qualification:
+            run.write_json("run.json", {**json.loads((run.root / "run.json").read_text()),
+                                        "valid_for_qualification": False})
         return self.session
 
     def close(self) -> None:
@@ -159,7 +167,9 @@ def dc_source(bench_session):
 def capture(bench_session, run_folder) -> WaveformCapture:
     scope_config = bench_session.config.instruments["oscilloscope"]
     return WaveformCapture(bench_session.instrument("oscilloscope"), scope_config.channels,
-                           run_folder, bench_session.clock, bench_session.identities.get("oscilloscope"))
+                           run_folder, bench_session.clock, bench_session.identities.get("oscilloscope"),
+                           corrections=bench_session.channel_corrections("oscilloscope"),
+                           valid_for_qualification=bench_session.valid_for_qualification)
 
 
 @pytest.fixture
@@ -232,6 +242,8 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     except ImportError:
         return
     report_extras = getattr(report, "extras", [])
+    if not _run_valid(item.config):
+        report_extras.append(extras.html(_NOT_VALID_BANNER))
     report_extras.append(extras.html(_measurements_html(recorder)))
     for path in recorder.plots:
         report_extras.append(extras.png(base64.b64encode(Path(path).read_bytes()).decode()))
@@ -261,9 +273,39 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
         if message:
             line += f" — {message}"
         terminalreporter.write_line(line, red=verdict in ("FAIL", "ERROR"), green=verdict == "PASS")
+    if not _run_valid(config):
+        terminalreporter.write_line("NOT VALID FOR QUALIFICATION: uncalibrated instruments were allowed",
+                                    red=True, bold=True)
     if run is not None:
         terminalreporter.write_line(f"evidence: {run.root}")
 
 
+_NOT_VALID_BANNER = ("<div style='background:#c62828;color:white;font-weight:bold;padding:6px'>"
+                     "NOT VALID FOR QUALIFICATION — uncalibrated instruments were allowed in this run</div>")
+
+
+def _run_valid(config: pytest.Config) -> bool:
+    resources = config.stash.get(SESSION_KEY, None)
+    session = getattr(resources, "session", None)
+    return session is None or session.valid_for_qualification
+
+
 def pytest_html_report_title(report) -> None:
     report.title = "bessbench qualification report"
+
+
+def pytest_html_results_summary(prefix, summary, postfix, session) -> None:
+    resources = session.config.stash.get(SESSION_KEY, None)
+    bench_session = getattr(resources, "session", None)
+    if bench_session is None:
+        return
+    if not bench_session.valid_for_qualification:
+        prefix.append(_NOT_VALID_BANNER)
+    rows = "".join(
+        f"<tr><td>{html.escape(s.role)}</td><td>{html.escape(s.model)}</td><td>{html.escape(s.serial)}</td>"
+        f"<td>{html.escape(s.state)}</td><td>{html.escape(s.detail)}</td>"
+        f"<td>{html.escape(s.record.certificate if s.record else '')}</td></tr>"
+        for s in bench_session.calibration)
+    prefix.append("<h3>Instrument calibration</h3><table border='1' cellpadding='3' "
+                  "style='border-collapse:collapse'><tr><th>role</th><th>model</th><th>serial</th>"
+                  f"<th>status</th><th>detail</th><th>certificate</th></tr>{rows}</table>")

@@ -7,9 +7,14 @@ the DC source from being switched off).
 """
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from calibration.policy import CalibrationStatus, calibration_status, enforce
+from calibration.records import RECORDS_DIR, ChannelCorrection, load_records
 
 from bench.clock import BenchClock, LockstepClock, WallClock
 from bench.config import BenchConfig
@@ -26,16 +31,22 @@ class SafeStateReport:
 
     @property
     def ok(self) -> bool:
-        return all(step["outcome"] == "done" for step in self.steps)
+        return all(step["outcome"].startswith("done") or step["outcome"] == "not open"
+                   for step in self.steps)
 
 
 class BenchSession:
     def __init__(self, config: BenchConfig, run: RunFolder, *, allow_control: bool,
-                 control_address: str | None = None):
+                 control_address: str | None = None, allow_uncalibrated: bool = False,
+                 today: dt.date | None = None):
         self.config = config
         self.run = run
         self.allow_control = allow_control
         self.control_address = control_address
+        self.allow_uncalibrated = allow_uncalibrated
+        self.today = today or dt.date.today()
+        self.calibration: list[CalibrationStatus] = []
+        self.valid_for_qualification = True
         self.clock: BenchClock | None = None
         self.instruments: dict[str, Any] = {}
         self.identities: dict[str, Any] = {}
@@ -55,8 +66,39 @@ class BenchSession:
             self.identities[role] = {"resource": inst.resource, "driver": inst.driver,
                                      **asdict(driver.identify())}
         self.run.write_json("instruments.json", self.identities)
+        self._check_calibration()
         self.pcs = self._open_pcs()
         return self
+
+    def _check_calibration(self) -> None:
+        """Match every instrument to its record by *IDN? serial; refuse or mark the run."""
+        records = load_records(self.config.calibration_dir or RECORDS_DIR)
+        for role, ident in self.identities.items():
+            status = calibration_status(role, ident["model"], ident["serial"], records, self.today)
+            status = self._check_probe_ratios(role, status)
+            self.calibration.append(status)
+        self.run.write_json("calibration.json", [s.row() for s in self.calibration])
+        self.valid_for_qualification = enforce(self.calibration, self.allow_uncalibrated)
+
+    def _check_probe_ratios(self, role: str, status: CalibrationStatus) -> CalibrationStatus:
+        """A probe other than the one the certificate covers voids the channel's calibration."""
+        if status.record is None:
+            return status
+        for channel in self.config.instruments[role].channels:
+            certified = status.record.channel(channel.channel).probe_ratio
+            if certified is not None and abs(certified - channel.ratio) > 1e-9 * certified:
+                return dataclasses.replace(
+                    status, state="probe_mismatch",
+                    detail=f"channel {channel.channel} ({channel.name}) uses ratio {channel.ratio:g} in the "
+                           f"bench file, the certificate {status.record.certificate} covers {certified:g}")
+        return status
+
+    def channel_corrections(self, role: str) -> dict[int, ChannelCorrection]:
+        for status in self.calibration:
+            if status.role == role and status.record is not None:
+                return {c.channel: status.record.channel(c.channel)
+                        for c in self.config.instruments[role].channels}
+        return {}
 
     def _open_pcs(self):
         from dut.pcs import PcsIdentity
@@ -86,6 +128,9 @@ class BenchSession:
             target = self.pcs if role == "pcs" else self.instruments.get(role)
             if target is None:
                 report.steps.append({"role": role, "outcome": "not open"})
+                continue
+            if role == "pcs" and not self.allow_control:
+                report.steps.append({"role": role, "outcome": "done (read-only: never commanded)"})
                 continue
             try:
                 if role == "pcs":
