@@ -24,8 +24,10 @@ def test_ctrl_c_mid_run_ends_safe(tmp_path):
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         # Interrupt once the first capture is on disk: the PCS is running, sags are under way.
-        started = _wait_for(lambda: any((out / "captures").rglob("*.parquet")), 300)
-        assert started, "the run never reached its first capture"
+        started = _wait_for(lambda: process.poll() is not None or any((out / "captures").rglob("*.parquet")),
+                            300)
+        assert started and process.poll() is None, \
+            "the run ended or stalled before its first capture:\n" + (process.communicate(timeout=60)[0] or "")[-3000:]
         process.send_signal(signal.SIGINT)
         stdout, _ = process.communicate(timeout=120)
     finally:
