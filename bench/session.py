@@ -132,18 +132,27 @@ class BenchSession:
             if role == "pcs" and not self.allow_control:
                 report.steps.append({"role": role, "outcome": "done (read-only: never commanded)"})
                 continue
+            report.steps.append({"role": role, "outcome": self._make_safe(role, target)})
+        self.safe_state_reports.append(report)
+        self.run.write_json("safe_state.json", [r.steps for r in self.safe_state_reports])
+        return report
+
+    @staticmethod
+    def _make_safe(role: str, target) -> str:
+        """One safe-state step, tried twice: an interrupted exchange (Ctrl-C in the middle of a
+        read) can leave one stale reply on the link that spoils only the first attempt."""
+        error: Exception | None = None
+        for _attempt in range(2):
             try:
                 if role == "pcs":
                     target.stop()
                 else:
                     target.safe_state()
-                report.steps.append({"role": role, "outcome": "done"})
+                return "done"
             except Exception as exc:  # keep going: the next output must still go off
+                error = exc
                 log.error("safe state: %s failed: %s", role, exc)
-                report.steps.append({"role": role, "outcome": f"FAILED: {exc}"})
-        self.safe_state_reports.append(report)
-        self.run.write_json("safe_state.json", [r.steps for r in self.safe_state_reports])
-        return report
+        return f"FAILED: {error}"
 
     def close(self) -> SafeStateReport:
         report = self.safe_state()
