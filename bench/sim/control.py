@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
+from bench.sim.ai_load import profile_from_spec
+
 log = logging.getLogger(__name__)
 
 # Plant time is advanced in slices so that other connections (SCPI queries from a
@@ -107,7 +109,21 @@ class ControlServer:
         if op == "shutdown":
             self.hooks.request_shutdown()
             return {"ok": True}
-        return {"ok": False, "error": f"unknown op {op!r} (known: time, advance, endpoints, fault, shutdown)"}
+        if op == "load_bank":
+            # the RLC load bank's contactors (three-phase totals at nominal voltage)
+            plant.set_load_bank(float(request.get("p_w", 0.0)),
+                                float(request.get("q_inductive_var", 0.0)),
+                                float(request.get("q_capacitive_var", 0.0)))
+            return {"ok": True, "t_s": plant.t_s}
+        if op == "ai_load":
+            spec = request.get("profile")
+            plant.set_ai_load(None if spec is None else profile_from_spec(spec))
+            return {"ok": True, "t_s": plant.t_s}
+        if op == "loads":
+            return {"ok": True, "t_s": plant.t_s, "load": plant.load_measurements(),
+                    "grid_at_pcc": plant.pcc_grid_measurements()}
+        return {"ok": False, "error": f"unknown op {op!r} (known: time, advance, endpoints, fault, "
+                                      f"shutdown, load_bank, ai_load, loads)"}
 
     async def _advance(self, request: dict) -> dict:
         if not self.hooks.lockstep:

@@ -40,9 +40,10 @@ DEFECTS: dict[str, Defect] = _catalogue(
            "whatever limit_priority says.",
            "T3", implemented=True),
     Defect("limiter_limit_cycle",
-           "The current limiter enters and leaves saturation repeatedly (sustained "
-           "oscillation) when driven into its limit.",
-           "T3"),
+           "The current limiter regulates the measured current with a slow hysteretic "
+           "integrator: driven into its limit, |I| limit-cycles at 5-15 Hz by more than "
+           "5 % of rated current instead of settling.",
+           "T3", implemented=True),
     Defect("telemetry_scale_error",
            "Reported active power is 3 % high (wrong scale factor in the metering path).",
            "T1", implemented=True),
@@ -50,15 +51,18 @@ DEFECTS: dict[str, Defect] = _catalogue(
            "Reported reactive power freezes at its value when the PCS reaches RUNNING.",
            "T1", implemented=True),
     Defect("telemetry_timestamp_lag",
-           "Telemetry time stamps lag the measured quantities by tens of milliseconds.",
-           "T1"),
+           "Telemetry is served from a stale buffer: values and their time stamp lag the "
+           "plant by 120 ms.",
+           "T1", implemented=True),
     Defect("ramp_buffer_slow",
-           "Active power follows fast ramp commands with a large lag, missing the ramp "
-           "tracking limit when buffering AI load swings.",
-           "T4"),
+           "The load-smoothing injection is routed through a slew limiter at a quarter of "
+           "the active-power ramp setting (4x too slow): AI-load steps reach the grid, which "
+           "sees ramps far above the smoothing limit.",
+           "T4", implemented=True),
     Defect("dr_slow_response",
-           "Demand-response dispatch is applied seconds late.",
-           "T6"),
+           "The active-power ramp limiter uses the wrong time base: setpoint changes and "
+           "demand-response dispatches take 5x longer than the ramp setting says.",
+           "T6", implemented=True),
     Defect("soc_drift",
            "State-of-charge estimate drifts (energy-counting gain error).",
            "T11"),
@@ -86,3 +90,16 @@ def check_defects(names: tuple[str, ...] | list[str]) -> None:
         problems.append(f"defect(s) not implemented yet: {', '.join(pending)}")
     if problems:
         raise ValueError("; ".join(problems))
+
+
+# --- disturbance recorder defects: applied by bench/sim/recorder.py (the PCS's recorder) ---
+DEFECTS.update(_catalogue(
+    Defect("recorder_short_pretrigger",
+           "The disturbance recorder's pre-trigger buffer holds only 5 ms (not 0.1 s): "
+           "records start after the disturbance has begun.",
+           "DR", implemented=True),
+    Defect("recorder_missing_channels",
+           "The disturbance recorder does not record the per-phase PCS currents "
+           "(IA, IB, IC are absent from its COMTRADE records).",
+           "DR", implemented=True),
+))

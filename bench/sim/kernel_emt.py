@@ -7,16 +7,19 @@ interpreted (``NUMBA_DISABLE_JIT=1``):
   indexed by the ``P_*`` constants; written by ``plant.py`` between chunks.
 * ``state`` (float64): every dynamic state (network, DC link, controller, protection
   timers, telemetry accumulators), indexed by ``S_*``.
-* ``mats`` (float64, 3 x 3 x 5): per-phase exact discretisation ``[Phi | Gamma]`` of the
-  linear R-L-C network, rebuilt inside the kernel whenever the topology changes.
+* ``mats`` (float64, 3 x NX x (NX + NU)): per-phase exact discretisation ``[Phi | Gamma]``
+  of the linear R-L-C network, rebuilt inside the kernel whenever the topology changes
+  (switches, PCC breaker, load bank, genset breaker: ``P_TOPO_GEN``).
 * ``win`` (float64, 5 x N): one-cycle sliding windows (phase v^2, v_d, v_q) for protection.
 * ``ring`` (float32, n_signals x n_ring): the scope ring, one column per plant step.
 * ``meas`` (float64): the last completed per-cycle averages (telemetry source).
 * ``events`` (float64, capacity x 5): (t_s, code, a, b, c) rows, drained by the plant.
 
-Network (per phase, 4-wire, neutral grounded): grid source e behind R_g-L_g, PCS
-converter voltage v_conv behind R_f-L_f, both into the PCC node with a shunt capacitance C
-and a shunt conductance G (load + fault). It is linear between topology changes, so it
+Network (per phase, 4-wire, neutral grounded): grid source e behind R_g-L_g (through the
+PCC breaker), PCS converter voltage v_conv behind R_f-L_f, a genset branch (placeholder EMF,
+breaker open until its physics lands), all into the PCC node with a shunt capacitance C
+(+ load-bank C), a shunt conductance G (fault + load-bank R), a load-bank inductor, and the
+AI-load emulator as a current drawn from the node (an input, see ``ai_load_current``). It is linear between topology changes, so it
 is discretised exactly (matrix exponential, zero-order hold on the inputs): A-stable and
 free of the trapezoidal rule's chatter on stiff bolted faults. The converter voltage is
 genuinely held over a step (digital modulation); the smooth source voltage is sampled at
@@ -49,7 +52,18 @@ MAX_TRIP_POINTS = 8
 P_LV_T = P_LV_V + MAX_TRIP_POINTS
 P_HV_V = P_LV_T + MAX_TRIP_POINTS
 P_HV_T = P_HV_V + MAX_TRIP_POINTS
-N_PARAMS = P_HV_T + MAX_TRIP_POINTS
+# second wave: defects and AI-factory functions
+_P2 = P_HV_T + MAX_TRIP_POINTS
+(P_DEF_LIMIT_CYCLE, P_RAMP_TIMEBASE, P_S_RATED,
+ P_TOPO_GEN,            # bumped by the plant whenever a branch of the network changes
+ P_PCC_BRK,             # PCC breaker (grid simulator side) requested closed
+ P_BANK_G, P_BANK_L, P_BANK_C,          # RLC load bank per phase (S, H (0: none), F)
+ P_AI_IMAX_PK, P_AI_TAU, P_AI_V_TAU,    # AI-load emulator
+ P_GEN_BRK, P_GEN_R, P_GEN_L,           # genset branch behind its breaker
+ P_SMOOTH_EN, P_SMOOTH_RAMP, P_SMOOTH_TAU,
+ P_SMOOTH_SLEW,         # ramp_buffer_slow: slew limit (W/s) on the injection, 0 = none
+ P_N2) = range(_P2, _P2 + 19)
+N_PARAMS = P_N2
 
 # limiter priority codes
 PRIO_P, PRIO_Q, PRIO_MIXED = 0, 1, 2
@@ -62,7 +76,12 @@ A_IG2 = 9                   # 3: grid current^2
 A_E2 = 12                   # 3: source terminal v^2
 (A_P_PCS, A_Q_PCS, A_P_SRC, A_Q_SRC, A_VDC, A_IDC_PCS, A_IDC_SRC,
  A_F_PLL, A_F_SRC) = range(15, 24)
-N_ACC = 24
+(A_P_LOAD, A_Q_LOAD,        # load bank + AI load, at the PCC
+ A_P_AI, A_P_GEN, A_Q_GEN, A_F_GEN,
+ A_P_GRID, A_Q_GRID) = range(24, 32)   # grid branch at the PCC (into the bus)
+A_IGEN2 = 32                # 3: genset current^2
+A_ILOAD2 = 35               # 3: load current^2 (bank + AI)
+N_ACC = 38
 
 # ---------------------------------------------------------------- state indices
 S_IG = 0    # 3: grid source currents (from source into PCC)
@@ -89,7 +108,16 @@ S_TOPO_G = S_TOPO_SRC + 3   # 3
 S_LV_TMR = S_TOPO_G + 3
 S_HV_TMR = S_LV_TMR + MAX_TRIP_POINTS
 S_ACC = S_HV_TMR + MAX_TRIP_POINTS
-N_STATE = S_ACC + N_ACC
+# second wave
+_S2 = S_ACC + N_ACC
+S_IL = _S2                  # 3: load-bank inductor currents
+S_IGEN = _S2 + 3            # 3: genset currents (from genset into PCC)
+(S_LC_IMEAS, S_LC_ILIM, S_LC_ON, S_TOPO_GEN,
+ S_AI_P,                    # AI load: delivered power (W)
+ S_AI_VD1, S_AI_VQ1, S_AI_VD2, S_AI_VQ2,   # its fundamental-voltage estimate (2 stages)
+ S_PLOAD_F, S_GRID_TGT, S_SMOOTH_ON, S_SMOOTH_INJ,
+ S_N2) = range(_S2 + 6, _S2 + 6 + 14)
+N_STATE = S_N2
 
 # ---------------------------------------------------------------- telemetry (meas) indices
 M_T_END = 0      # plant time at the end of the last completed window
@@ -108,7 +136,11 @@ CMD_NONE, CMD_START, CMD_STOP, CMD_STANDBY, CMD_RESET = range(5)
 EVENT_COLUMNS = 5
 
 # ring rows (order of Plant.ring_signals)
-N_RING = 11
+N_RING = 17
+# network per phase: states [i_grid, i_pcs, v_pcc, i_bank_L, i_gen],
+# inputs [e_grid, v_conv, i_ai (drawn), e_gen]
+NX = 5
+NU = 4
 
 SQRT3 = math.sqrt(3.0)
 TWO_PI = 2.0 * math.pi
@@ -122,6 +154,11 @@ OV_STEPS = 3                # instantaneous OV needs 3 consecutive samples (nois
 SWITCH_FORCE_S = 0.02       # an opening switch that sees no current zero opens anyway
 START_WAIT_S = 2.0          # a start waits this long for grid, PLL lock and DC link
 BLOCK_TIME_S = 0.003        # current driven to zero before the breaker opens (see open_converter)
+# seeded defect limiter_limit_cycle: a limit loop on the *measured* current magnitude
+LC_MEAS_TAU_S = 0.010       # its current-magnitude filter (too slow for a limit loop)
+LC_RATE_PU_PER_S = 3.0      # its limit integrator, in i_max per second
+LC_LOW_FRACTION = 0.92      # it winds back up only below 92 % of i_max (hysteresis)
+LC_WINDUP_MAX = 1.5         # and winds up to 1.5 i_max when not limiting
 
 
 # ================================================================ network discretisation
@@ -152,31 +189,46 @@ def expm_small(m: np.ndarray) -> np.ndarray:
 @numba.njit(cache=True)
 def build_network(mats: np.ndarray, params: np.ndarray, src_on: np.ndarray, brk_on: float,
                   g_shunt: np.ndarray) -> None:
-    """Exact ZOH discretisation per phase: x+ = Phi x + Gamma [e, v_conv].
+    """Exact ZOH discretisation per phase: x+ = Phi x + Gamma u.
 
-    States [i_grid, i_pcs, v_pcc]; an open branch gets a zero row so its current
-    (reset to 0 by the caller) stays zero and injects nothing.
+    States [i_grid, i_pcs, v_pcc, i_bank_L, i_gen], inputs [e, v_conv, i_ai, e_gen]. The
+    PCC node carries its own capacitance plus the bank's C, the fault and bank's R as a
+    conductance; an open branch gets a zero row so its current (reset to 0 by the
+    caller) stays zero and injects nothing.
     """
     dt = params[P_DT]
     lg, rg = params[P_LG], params[P_RG]
     lf, rf = params[P_LF], params[P_RF]
-    c = params[P_C]
+    c = params[P_C] + params[P_BANK_C]
+    l_bank = params[P_BANK_L]
+    gen_on = params[P_GEN_BRK] > 0.5
+    n = NX + NU
     for ph in range(3):
-        m = np.zeros((5, 5))
+        m = np.zeros((n, n))
         if src_on[ph] > 0.5:
             m[0, 0] = -rg / lg
             m[0, 2] = -1.0 / lg
-            m[0, 3] = 1.0 / lg
+            m[0, NX] = 1.0 / lg
             m[2, 0] = 1.0 / c
         if brk_on > 0.5:
             m[1, 1] = -rf / lf
             m[1, 2] = -1.0 / lf
-            m[1, 4] = 1.0 / lf
+            m[1, NX + 1] = 1.0 / lf
             m[2, 1] = 1.0 / c
-        m[2, 2] = -g_shunt[ph] / c
+        m[2, 2] = -(g_shunt[ph] + params[P_BANK_G]) / c
+        m[2, NX + 2] = -1.0 / c
+        if l_bank > 0.0:
+            m[3, 2] = 1.0 / l_bank
+            m[2, 3] = -1.0 / c
+        if gen_on:
+            lgen = params[P_GEN_L]
+            m[4, 4] = -params[P_GEN_R] / lgen
+            m[4, 2] = -1.0 / lgen
+            m[4, NX + 3] = 1.0 / lgen
+            m[2, 4] = 1.0 / c
         e = expm_small(m * dt)
-        for i in range(3):
-            for j in range(5):
+        for i in range(NX):
+            for j in range(n):
                 mats[ph, i, j] = e[i, j]
 
 
@@ -192,7 +244,8 @@ def update_switches(state: np.ndarray, params: np.ndarray) -> None:
         ig = state[S_IG + ph]
         v = state[S_VC + ph]
         force = state[S_SW_WAIT] >= SWITCH_FORCE_S
-        if params[P_SRC_ON] > 0.5:
+        # grid branch conducts when the simulator output AND the PCC breaker are closed
+        if params[P_SRC_ON] > 0.5 and params[P_PCC_BRK] > 0.5:
             state[S_SW_SRC + ph] = 1.0
         elif state[S_SW_SRC + ph] > 0.5:
             if ig * state[S_PREV_IG + ph] <= 0.0 or force:
@@ -219,7 +272,8 @@ def update_switches(state: np.ndarray, params: np.ndarray) -> None:
 def ensure_topology(state: np.ndarray, params: np.ndarray, mats: np.ndarray) -> None:
     update_switches(state, params)
     brk = state[S_BRK]
-    same = state[S_TOPO_VALID] > 0.5 and state[S_TOPO_BRK] == brk
+    same = state[S_TOPO_VALID] > 0.5 and state[S_TOPO_BRK] == brk \
+        and state[S_TOPO_GEN] == params[P_TOPO_GEN]
     for ph in range(3):
         same = same and state[S_TOPO_SRC + ph] == state[S_SW_SRC + ph] \
             and state[S_TOPO_G + ph] == state[S_SW_G + ph]
@@ -235,9 +289,14 @@ def ensure_topology(state: np.ndarray, params: np.ndarray, mats: np.ndarray) -> 
         state[S_TOPO_SRC + ph] = src[ph]
         state[S_TOPO_G + ph] = g[ph]
     build_network(mats, params, src, brk, g)
-    if brk < 0.5:
-        for ph in range(3):
+    for ph in range(3):
+        if brk < 0.5:
             state[S_IF + ph] = 0.0
+        if params[P_BANK_L] <= 0.0:
+            state[S_IL + ph] = 0.0
+        if params[P_GEN_BRK] < 0.5:
+            state[S_IGEN + ph] = 0.0
+    state[S_TOPO_GEN] = params[P_TOPO_GEN]
     state[S_TOPO_VALID] = 1.0
     state[S_TOPO_BRK] = brk
 
@@ -552,13 +611,16 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
     mode = int(state[S_MODE])
     if mode != MODE_RUNNING:
         # STARTING synchronises at zero current; MC ceases current without disconnecting
+        state[S_SMOOTH_ON] = 0.0
         state[S_ID_REF] = 0.0
         state[S_IQ_REF] = 0.0
         if mode == MODE_MC and state[S_LIM] > 0.5:
             state[S_LIM] = 0.0
             push_event(events, state, t_s, EV_LIMIT_EXIT, 0.0, 0.0, 0.0)
         return 0.0, 0.0
-    step = params[P_P_RAMP] * dt
+    # P_RAMP_TIMEBASE is 1 for a healthy PCS; dr_slow_response: a ramp limiter whose
+    # time base is wrong (5x), so every setpoint change takes 5x longer than set
+    step = params[P_P_RAMP] * dt / params[P_RAMP_TIMEBASE]
     p_err = params[P_P_SET] - state[S_P_RAMP]
     state[S_P_RAMP] += min(max(p_err, -step), step)
     v_den = 1.5 * max(state[S_V1_PU], 0.2) * params[P_VPK_NOM]
@@ -571,7 +633,10 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
             iqc_ref += params[P_K] * (1.0 - state[S_V1_PU]) * ipk
         prio = PRIO_Q
     else:
-        id_ref = state[S_P_RAMP] / v_den
+        p_ref = state[S_P_RAMP] + smoothing_power_w(state, params)
+        p_max = params[P_S_RATED]
+        p_ref = min(max(p_ref, -p_max), p_max)
+        id_ref = p_ref / v_den
         iqc_ref = params[P_Q_SET] / v_den
     # raw (unlimited) references are what the hold captures on the next disturbance
     state[S_ID_REF] = id_ref
@@ -583,7 +648,14 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
         prio = PRIO_MIXED
     imax = params[P_IMAX_PK]
     mag = math.hypot(id_ref, iqc_ref)
-    id_lim, iqc_lim, limited = limit_current(id_ref, iqc_ref, imax, prio)
+    if params[P_DEF_LIMIT_CYCLE] > 0.5:
+        # seeded defect: instead of limiting the reference algebraically, the firmware
+        # regulates the *measured* current magnitude with a hysteretic integrator; the
+        # filter lag plus the hysteresis make it a relay loop that limit-cycles at ~10 Hz
+        id_lim, iqc_lim, limited = limit_current(id_ref, iqc_ref, state[S_LC_ILIM], prio)
+        limited = mag > imax
+    else:
+        id_lim, iqc_lim, limited = limit_current(id_ref, iqc_ref, imax, prio)
     if state[S_LIM] < 0.5 and limited:
         state[S_LIM] = 1.0
         push_event(events, state, t_s, EV_LIMIT_ENTER, mag / ipk, prio, 0.0)
@@ -591,6 +663,96 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
         state[S_LIM] = 0.0
         push_event(events, state, t_s, EV_LIMIT_EXIT, mag / ipk, prio, 0.0)
     return id_lim, iqc_lim
+
+
+@numba.njit(cache=True)
+def ai_load_current(state: np.ndarray, params: np.ndarray, t_s: float, p_cmd_w: float,
+                    va: float, vb: float, vc: float, i_ai: np.ndarray) -> None:
+    """Regenerative AI-load emulator: a current source in phase with the fundamental PCC
+    voltage, drawing the commanded power (first-order response), capped by its current
+    limit. i_ai > 0 = drawn from the bus.
+
+    The fundamental is estimated in a nominal-frequency dq frame through two cascaded
+    low-pass stages, as the emulator's own synchronisation does: a current that follows
+    the instantaneous voltage would act as a negative resistance when regenerating and
+    undamp the PCC LC resonance (several hundred Hz)."""
+    dt = params[P_DT]
+    state[S_AI_P] += (p_cmd_w - state[S_AI_P]) * dt / params[P_AI_TAU]
+    w = TWO_PI * params[P_F_NOM]
+    th = w * t_s
+    th -= TWO_PI * math.floor(th / TWO_PI)
+    c, s = math.cos(th), math.sin(th)
+    v_al = (2.0 * va - vb - vc) / 3.0
+    v_be = (vb - vc) / SQRT3
+    vd = v_al * c + v_be * s
+    vq = -v_al * s + v_be * c
+    a = dt / (params[P_AI_V_TAU] + dt)
+    state[S_AI_VD1] += (vd - state[S_AI_VD1]) * a
+    state[S_AI_VQ1] += (vq - state[S_AI_VQ1]) * a
+    state[S_AI_VD2] += (state[S_AI_VD1] - state[S_AI_VD2]) * a
+    state[S_AI_VQ2] += (state[S_AI_VQ1] - state[S_AI_VQ2]) * a
+    fd, fq = state[S_AI_VD2], state[S_AI_VQ2]
+    v2 = fd * fd + fq * fq
+    v_floor = 0.3 * params[P_VPK_NOM]      # below 0.3 pu it draws (limited) current
+    v2 = max(v2, v_floor * v_floor)
+    g = state[S_AI_P] / (1.5 * v2)
+    g_max = params[P_AI_IMAX_PK] / math.sqrt(v2)
+    g = min(max(g, -g_max), g_max)
+    # held over the coming step: aim at the mid-step angle
+    th2 = th + 0.5 * w * dt
+    c2, s2 = math.cos(th2), math.sin(th2)
+    i_al = g * (fd * c2 - fq * s2)
+    i_be = g * (fd * s2 + fq * c2)
+    i_ai[0] = i_al
+    i_ai[1] = -0.5 * i_al + 0.5 * SQRT3 * i_be
+    i_ai[2] = -0.5 * i_al - 0.5 * SQRT3 * i_be
+
+
+@numba.njit(cache=True)
+def smoothing_power_w(state: np.ndarray, params: np.ndarray) -> float:
+    """Load smoothing: the grid is to see the load through a ramp limiter; the PCS
+    injects the difference between the (measured) load and that ramp-limited target."""
+    if params[P_SMOOTH_EN] < 0.5:
+        state[S_SMOOTH_ON] = 0.0
+        return 0.0
+    if state[S_SMOOTH_ON] < 0.5:       # bumpless start: the grid keeps what it sees now
+        state[S_GRID_TGT] = state[S_PLOAD_F]
+        state[S_SMOOTH_INJ] = 0.0
+        state[S_SMOOTH_ON] = 1.0
+    step = params[P_SMOOTH_RAMP] * params[P_DT]
+    err = state[S_PLOAD_F] - state[S_GRID_TGT]
+    state[S_GRID_TGT] += min(max(err, -step), step)
+    inj = state[S_PLOAD_F] - state[S_GRID_TGT]
+    slew = params[P_SMOOTH_SLEW] * params[P_DT]
+    if slew > 0.0:
+        # ramp_buffer_slow: the injection is routed through a slew limiter far slower
+        # than the load moves, so load steps reach the grid before the PCS catches up
+        d = inj - state[S_SMOOTH_INJ]
+        inj = state[S_SMOOTH_INJ] + min(max(d, -slew), slew)
+    state[S_SMOOTH_INJ] = inj
+    return inj
+
+
+@numba.njit(cache=True)
+def update_faulty_limit_loop(state: np.ndarray, params: np.ndarray) -> None:
+    """The limit integrator of the limiter_limit_cycle defect (runs every step)."""
+    dt = params[P_DT]
+    imax = params[P_IMAX_PK]
+    ia, ib, ic = state[S_IF], state[S_IF + 1], state[S_IF + 2]
+    i_al = (2.0 * ia - ib - ic) / 3.0
+    i_be = (ib - ic) / SQRT3
+    state[S_LC_IMEAS] += (math.hypot(i_al, i_be) - state[S_LC_IMEAS]) * dt / LC_MEAS_TAU_S
+    # on/off relay with hysteresis: pulls the limit down from the moment the measured
+    # current exceeds i_max until it has fallen below 92 %, then winds it back up
+    if state[S_LC_IMEAS] > imax:
+        state[S_LC_ON] = 1.0
+    elif state[S_LC_IMEAS] < LC_LOW_FRACTION * imax:
+        state[S_LC_ON] = 0.0
+    rate = LC_RATE_PU_PER_S * imax * dt
+    if state[S_LC_ON] > 0.5:
+        state[S_LC_ILIM] = max(state[S_LC_ILIM] - rate, 0.0)
+    else:
+        state[S_LC_ILIM] = min(state[S_LC_ILIM] + rate, LC_WINDUP_MAX * imax)
 
 
 # ================================================================ current controller
@@ -651,17 +813,30 @@ def current_control(state: np.ndarray, params: np.ndarray, id_ref: float, iqc_re
 # ================================================================ plant dynamics
 @numba.njit(cache=True)
 def step_network(state: np.ndarray, mats: np.ndarray, e: np.ndarray,
-                 vconv: np.ndarray) -> None:
+                 vconv: np.ndarray, i_ai: np.ndarray, e_gen: np.ndarray,
+                 z: np.ndarray, out: np.ndarray) -> None:
+    """x+ = [Phi | Gamma] [x; u] per phase (z, out: scratch, no allocation per step)."""
     for ph in range(3):
-        x0 = state[S_IG + ph]
-        x1 = state[S_IF + ph]
-        x2 = state[S_VC + ph]
-        u0 = e[ph]
-        u1 = vconv[ph]
+        z[0] = state[S_IG + ph]
+        z[1] = state[S_IF + ph]
+        z[2] = state[S_VC + ph]
+        z[3] = state[S_IL + ph]
+        z[4] = state[S_IGEN + ph]
+        z[5] = e[ph]
+        z[6] = vconv[ph]
+        z[7] = i_ai[ph]
+        z[8] = e_gen[ph]
         m = mats[ph]
-        state[S_IG + ph] = m[0, 0] * x0 + m[0, 1] * x1 + m[0, 2] * x2 + m[0, 3] * u0 + m[0, 4] * u1
-        state[S_IF + ph] = m[1, 0] * x0 + m[1, 1] * x1 + m[1, 2] * x2 + m[1, 3] * u0 + m[1, 4] * u1
-        state[S_VC + ph] = m[2, 0] * x0 + m[2, 1] * x1 + m[2, 2] * x2 + m[2, 3] * u0 + m[2, 4] * u1
+        for i in range(NX):
+            acc = 0.0
+            for j in range(NX + NU):
+                acc += m[i, j] * z[j]
+            out[i] = acc
+        state[S_IG + ph] = out[0]
+        state[S_IF + ph] = out[1]
+        state[S_VC + ph] = out[2]
+        state[S_IL + ph] = out[3]
+        state[S_IGEN + ph] = out[4]
 
 
 @numba.njit(cache=True)
@@ -740,7 +915,7 @@ def accumulate(state: np.ndarray, params: np.ndarray, meas: np.ndarray, t_end: f
 @numba.njit(cache=True)
 def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
               mats: np.ndarray, win: np.ndarray, ring: np.ndarray, meas: np.ndarray,
-              events: np.ndarray) -> int:
+              events: np.ndarray, ai_p_w: np.ndarray) -> int:
     """Advance up to n_steps. Returns the number of steps done; fewer when the event
     buffer is nearly full (the caller drains it and continues) or when the numerical
     guard fires (state[S_ERR_CODE] != 0)."""
@@ -748,7 +923,12 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
     n_ring = ring.shape[1]
     e = np.empty(3)
     vconv = np.zeros(3)
+    i_ai = np.zeros(3)
+    e_gen = np.zeros(3)
+    z = np.empty(NX + NU)
+    z_out = np.empty(NX)
     vals = np.empty(N_ACC)
+    a_load = math.exp(-dt / params[P_SMOOTH_TAU])
     ev_stop = events.shape[0] - 8
     # source phasors are constant within a chunk: e_k = Re(E_k e^{j theta})
     amp = np.empty(3)
@@ -775,10 +955,14 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         update_windows(state, win, params, va, vb, vc, vd, vq)
         # --- supervisory logic, references, controller (uses the angle sampled above)
         supervise(state, params, events, t_s, va, vb, vc)
+        if params[P_DEF_LIMIT_CYCLE] > 0.5:
+            update_faulty_limit_loop(state, params)
         id_ref, iqc_ref = current_references(state, params, events, t_s)
         vconv[0], vconv[1], vconv[2] = current_control(
             state, params, id_ref, iqc_ref, cos_th, sin_th, vd, vq, v0)
         update_pll(state, params, vq)
+        ai_load_current(state, params, t_s, ai_p_w[k], va, vb, vc, i_ai)
+        v_pre_a, v_pre_b, v_pre_c = va, vb, vc
         # --- network
         ensure_topology(state, params, mats)
         th_src = state[S_SRC_TH]
@@ -792,7 +976,7 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         state[S_SRC_TH] = th_src
         if_a0, if_b0, if_c0 = state[S_IF], state[S_IF + 1], state[S_IF + 2]
         ig_a0, ig_b0, ig_c0 = state[S_IG], state[S_IG + 1], state[S_IG + 2]
-        step_network(state, mats, e, vconv)
+        step_network(state, mats, e, vconv, i_ai, e_gen, z, z_out)
         # --- DC side: lossless averaged switches, p_conv = sum v_conv * i_pcs
         p_conv = 0.5 * (vconv[0] * (if_a0 + state[S_IF]) + vconv[1] * (if_b0 + state[S_IF + 1])
                         + vconv[2] * (if_c0 + state[S_IF + 2]))
@@ -835,6 +1019,26 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         vals[A_IDC_SRC] = state[S_IDC_SRC]
         vals[A_F_PLL] = state[S_PLL_W] / TWO_PI
         vals[A_F_SRC] = params[P_SRC_F]
+        g_bank = params[P_BANK_G]
+        c_dt = params[P_BANK_C] / dt       # bank capacitor current over the step
+        la = g_bank * va + state[S_IL] + i_ai[0] + c_dt * (va - v_pre_a)
+        lb = g_bank * vb + state[S_IL + 1] + i_ai[1] + c_dt * (vb - v_pre_b)
+        lc = g_bank * vc + state[S_IL + 2] + i_ai[2] + c_dt * (vc - v_pre_c)
+        p_ai = va * i_ai[0] + vb * i_ai[1] + vc * i_ai[2]
+        p_load = va * la + vb * lb + vc * lc
+        vals[A_P_LOAD] = p_load
+        vals[A_Q_LOAD] = (vbc * la + vca * lb + vab * lc) / SQRT3
+        vals[A_P_AI] = p_ai
+        ha, hb, hc = state[S_IGEN], state[S_IGEN + 1], state[S_IGEN + 2]
+        vals[A_P_GEN] = va * ha + vb * hb + vc * hc
+        vals[A_Q_GEN] = (vbc * ha + vca * hb + vab * hc) / SQRT3
+        vals[A_F_GEN] = 0.0
+        vals[A_P_GRID] = va * ra + vb * rb + vc * rc
+        vals[A_Q_GRID] = (vbc * ra + vca * rb + vab * rc) / SQRT3
+        vals[A_IGEN2], vals[A_IGEN2 + 1], vals[A_IGEN2 + 2] = ha * ha, hb * hb, hc * hc
+        vals[A_ILOAD2], vals[A_ILOAD2 + 1], vals[A_ILOAD2 + 2] = la * la, lb * lb, lc * lc
+        # the PCS's load-power measurement for smoothing (its own filter)
+        state[S_PLOAD_F] = a_load * state[S_PLOAD_F] + (1.0 - a_load) * p_load
         accumulate(state, params, meas, t_s + dt, vals)
         # --- scope ring: sample of time t_s + dt
         col = (step0 + k + 1) % n_ring
@@ -849,4 +1053,10 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         ring[8, col] = state[S_IG + 2]
         ring[9, col] = state[S_VDC]
         ring[10, col] = i_conv
+        ring[11, col] = la
+        ring[12, col] = lb
+        ring[13, col] = lc
+        ring[14, col] = ha
+        ring[15, col] = hb
+        ring[16, col] = hc
     return n_steps

@@ -1,5 +1,6 @@
-"""Physics plant of the virtual bench: grid simulator behind a bench impedance, PCC bus,
-grid-following PCS (averaged converter), DC link and battery emulator.
+"""Physics plant of the virtual bench: grid simulator behind a bench impedance, PCC bus
+with an RLC load bank and an AI-load emulator, grid-following PCS (averaged converter,
+load smoothing, demand-response dispatch), DC link and battery emulator.
 
 Python here only orchestrates: configuration -> kernel parameter arrays, chunked
 advance with scheduled callbacks, the scope ring, telemetry and the event log. The
@@ -20,6 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from bench.sim import kernel_emt as k
+from bench.sim.ai_load import AiLoadConfig, AiLoadProfile
 from bench.sim.defects import check_defects
 
 MAX_CHUNK_S = 0.01          # telemetry/events are refreshed at least this often
@@ -32,6 +34,13 @@ COMMAND_CODES = {"start": k.CMD_START, "stop": k.CMD_STOP, "standby": k.CMD_STAN
                  "reset_alarms": k.CMD_RESET}
 FAULT_KINDS = {"3ph": (0, 1, 2), "ag": (0,), "bg": (1,), "cg": (2,)}
 MIN_FAULT_R_OHM = 1e-4      # a "bolted" fault still has a contact resistance
+PYTHON_COMMANDS = ("dr_execute",)   # handled by the plant's supervisory layer, not the kernel
+DR_FINISH_FRACTION = 0.9    # a dispatch ramps so that it arrives at 90 % of dr_time_s
+DR_SLOW_TIMEBASE = 5.0      # dr_slow_response: the ramp limiter's clock runs 5x slow
+TELEMETRY_LAG_S = 0.120     # telemetry_timestamp_lag: the stale buffer's age
+SMOOTHING_MARGIN = 0.9      # the smoothing ramp aims 10 % under the limit (measurement margin)
+SMOOTHING_TAU_S = 0.001     # load-feeder power sensing of the smoothing function (feed-forward)
+RAMP_BUFFER_SLOW_FACTOR = 4.0   # ramp_buffer_slow: its injection slews at p_ramp / 4
 START_FAIL_TEXT = {k.START_NO_GRID: "start refused: grid voltage not present",
                    k.START_NO_LOCK: "start refused: PLL not locked",
                    k.START_DC_RANGE: "start refused: DC link out of range",
@@ -106,6 +115,7 @@ class PlantConfig:
     ring_s: float = 30.0
     defects: tuple[str, ...] = ()
     dc_source: DcSourceConfig = field(default_factory=DcSourceConfig)
+    ai_load: AiLoadConfig = field(default_factory=AiLoadConfig)
 
 
 @dataclass
@@ -123,6 +133,20 @@ class PcsSettings:
         default_factory=lambda: [(1.20, 0.16), (1.10, 13.0)])
     lv_mom_cess_v_pu: float = 0.50
     hv_mom_cess_v_pu: float = 1.10
+    # --- vendor extension (docs/vendor_points_vpcs.md); physics arrives with the full plant
+    control_mode: str = "GFL"              # "GFL" | "GFM_DROOP" | "GFM_VSM"
+    droop_f_pct: float = 5.0               # P-f droop, % frequency change for 100 % power
+    droop_v_pct: float = 5.0               # Q-V droop
+    vsm_inertia_h_s: float = 2.0
+    vsm_damping_pu: float = 20.0
+    virtual_x_pu: float = 0.10
+    smoothing_enabled: bool = False
+    smoothing_ramp_pu_per_s: float = 0.20  # grid-side ramp limit, fraction of rating per second
+    soc_min_pct: float = 20.0
+    soc_max_pct: float = 80.0
+    mission_priority: str = "RESERVE"      # "RESERVE" | "DEMAND_RESPONSE" | "SMOOTHING" first
+    dr_target_w: float = 0.0
+    dr_time_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -194,7 +218,9 @@ class Plant:
     ring_signals: tuple[str, ...] = ("pcc_va_v", "pcc_vb_v", "pcc_vc_v",
                                      "pcs_ia_a", "pcs_ib_a", "pcs_ic_a",
                                      "grid_ia_a", "grid_ib_a", "grid_ic_a",
-                                     "vdc_v", "idc_a")
+                                     "vdc_v", "idc_a",
+                                     "load_ia_a", "load_ib_a", "load_ic_a",   # bank + AI load
+                                     "gen_ia_a", "gen_ib_a", "gen_ic_a")
 
     def __init__(self, config: PlantConfig) -> None:
         validate_config(config)
@@ -213,8 +239,13 @@ class Plant:
         self._alarms: list[str] = []
         self._pending_commands: collections.deque[float] = collections.deque()
         self._q_frozen: float | None = None
+        self._dispatch: tuple[float, float] | None = None   # (target_w, ramp_w_per_s)
         self._allocate()
         self._init_params()
+        self._stale: collections.deque | None = None
+        if "telemetry_timestamp_lag" in self._defects:
+            self._stale = collections.deque()
+            self._stale_initial = (self._meas.copy(), self.state.copy())
         self._pcs_settings = PcsSettings(p_ramp_w_per_s=config.pcs.s_rated_va)
         self._settings_snapshot: dict | None = None
         self._apply_settings_if_changed()
@@ -226,7 +257,10 @@ class Plant:
         self._n_win = max(int(round(1.0 / (cfg.pcs.f_nom_hz * self.dt_s))), 1)
         self.state = np.zeros(k.N_STATE)
         self.params = np.zeros(k.N_PARAMS)
-        self._mats = np.zeros((3, 3, 5))
+        self._mats = np.zeros((3, k.NX, k.NX + k.NU))
+        self._ai_buf = np.zeros(max(int(round(MAX_CHUNK_S * self.sample_rate_hz)), 1) + 1)
+        self._ai_profile: AiLoadProfile | None = None
+        self._ai_t0_s = 0.0
         self._win = np.zeros((5, self._n_win))
         self._ring = np.zeros((k.N_RING, self._n_ring), dtype=np.float32)
         self._meas = np.zeros(k.N_MEAS)
@@ -289,8 +323,18 @@ class Plant:
         p[k.P_DEF_TRIP_SAG] = float("trip_on_sag" in self._defects)
         p[k.P_DEF_NO_Q] = float("no_reactive_injection" in self._defects)
         p[k.P_DEF_PRIO_IGN] = float("limit_priority_ignored" in self._defects)
+        p[k.P_DEF_LIMIT_CYCLE] = float("limiter_limit_cycle" in self._defects)
+        p[k.P_RAMP_TIMEBASE] = DR_SLOW_TIMEBASE if "dr_slow_response" in self._defects else 1.0
+        p[k.P_S_RATED] = pcs.s_rated_va
+        p[k.P_PCC_BRK] = 1.0
+        ai = cfg.ai_load
+        p[k.P_AI_IMAX_PK] = math.sqrt(2.0) * ai.i_max_a
+        p[k.P_AI_TAU] = ai.power_tau_s
+        p[k.P_AI_V_TAU] = ai.voltage_filter_tau_s
+        p[k.P_SMOOTH_TAU] = SMOOTHING_TAU_S
         s = self.state
         s[k.S_PLL_W] = w_nom
+        s[k.S_LC_ILIM] = k.LC_WINDUP_MAX * p[k.P_IMAX_PK]
         s[k.S_TEMP_C] = pcs.ambient_c
 
     # ------------------------------------------------------------------ settings
@@ -326,10 +370,22 @@ class Plant:
         p[k.P_P_SET] = s.p_set_w
         p[k.P_Q_SET] = s.q_set_var
         p[k.P_P_RAMP] = s.p_ramp_w_per_s
+        if self._dispatch is not None:
+            target_w, rate_w_per_s = self._dispatch
+            if s.p_set_w == target_w:
+                p[k.P_P_RAMP] = rate_w_per_s      # a dispatch ramps at its own rate
+            else:
+                self._dispatch = None             # a new setpoint cancels the dispatch
         p[k.P_PRIO] = PRIORITY_CODES[s.limit_priority]
         p[k.P_K] = s.k_factor
         p[k.P_DVS_EN] = float(bool(s.dvs_enabled))
         p[k.P_DB] = s.dvs_deadband_pu
+        _require(s.smoothing_ramp_pu_per_s > 0.0,
+                 f"smoothing_ramp_pu_per_s must be > 0, got {s.smoothing_ramp_pu_per_s}")
+        p[k.P_SMOOTH_EN] = float(bool(s.smoothing_enabled))
+        p[k.P_SMOOTH_RAMP] = SMOOTHING_MARGIN * s.smoothing_ramp_pu_per_s * self.config.pcs.s_rated_va
+        if "ramp_buffer_slow" in self._defects:
+            p[k.P_SMOOTH_SLEW] = s.p_ramp_w_per_s / RAMP_BUFFER_SLOW_FACTOR
         p[k.P_LV_MC] = s.lv_mom_cess_v_pu
         p[k.P_HV_MC] = s.hv_mom_cess_v_pu
         p[k.P_N_LV] = len(lv)
@@ -380,10 +436,13 @@ class Plant:
     def _run_chunk(self, n_steps: int) -> None:
         self._apply_settings_if_changed()
         while n_steps > 0:
+            ai = self._ai_commands(n_steps)
             done = k.run_steps(n_steps, self._step, self.state, self.params, self._mats,
-                               self._win, self._ring, self._meas, self._events)
+                               self._win, self._ring, self._meas, self._events, ai)
             self._step += done
             n_steps -= done
+            if self._stale is not None:
+                self._record_stale()
             if self.state[k.S_EV_N] > 0:
                 self._drain_events()
             if self.state[k.S_ERR_CODE] != 0:
@@ -528,12 +587,70 @@ class Plant:
         return {"voltage_v": m(k.A_VDC) if self._meas[k.M_VALID] else float(self.state[k.S_VDC]),
                 "current_a": m(k.A_IDC_SRC), "power_w": m(k.A_VDC) * m(k.A_IDC_SRC)}
 
+    # ------------------------------------------------------------------ loads on the PCC bus
+    def set_load_bank(self, p_w: float = 0.0, q_inductive_var: float = 0.0,
+                      q_capacitive_var: float = 0.0) -> None:
+        """RLC load bank as constant-impedance branches sized at nominal voltage (three-phase
+        totals); switched in at the next step, as the bank's contactors do."""
+        for name, val in (("p_w", p_w), ("q_inductive_var", q_inductive_var),
+                          ("q_capacitive_var", q_capacitive_var)):
+            _require(math.isfinite(val) and val >= 0.0, f"load bank {name} must be >= 0, got {val}")
+        v_ln = self.config.grid.v_ll_nom_v / math.sqrt(3.0)
+        w_nom = 2.0 * math.pi * self.config.grid.f_nom_hz
+        p = self.params
+        p[k.P_BANK_G] = p_w / (3.0 * v_ln ** 2)
+        p[k.P_BANK_L] = 3.0 * v_ln ** 2 / (w_nom * q_inductive_var) if q_inductive_var > 0 else 0.0
+        p[k.P_BANK_C] = q_capacitive_var / (3.0 * v_ln ** 2 * w_nom)
+        self._bump_topology()
+        self._log(self.t_s, "LOAD_BANK", f"P {p_w:.0f} W, QL {q_inductive_var:.0f} var, "
+                                         f"QC {q_capacitive_var:.0f} var")
+
+    def set_ai_load(self, profile: AiLoadProfile | None) -> None:
+        """Start the AI-load emulator on a profile (its time 0 = now); None stops it."""
+        _require(profile is None or isinstance(profile, AiLoadProfile),
+                 f"set_ai_load needs an AiLoadProfile or None, got {type(profile).__name__}")
+        self._ai_profile = profile
+        self._ai_t0_s = self.t_s
+
+    def _ai_commands(self, n_steps: int) -> np.ndarray:
+        if len(self._ai_buf) < n_steps:
+            self._ai_buf = np.zeros(n_steps)
+        buf = self._ai_buf
+        if self._ai_profile is None:
+            buf[:n_steps] = 0.0
+            return buf
+        t = (self._step + np.arange(n_steps)) * self.dt_s - self._ai_t0_s
+        values = np.asarray(self._ai_profile.power_w(t), dtype=float)
+        if not np.all(np.isfinite(values)):
+            raise PlantNumericalError(f"AI-load profile returned a non-finite power "
+                                      f"at plant time t = {self.t_s:.6f} s")
+        buf[:n_steps] = values
+        return buf
+
+    def _bump_topology(self) -> None:
+        self.params[k.P_TOPO_GEN] += 1.0
+
+    def load_measurements(self) -> dict:
+        """Bank + AI load at the PCC (cycle averages): p_w, q_var (inductive > 0), i_rms_a[3],
+        ai_p_w (AI-load share)."""
+        m = self._avg
+        return {"p_w": m(k.A_P_LOAD), "q_var": m(k.A_Q_LOAD),
+                "i_rms_a": [math.sqrt(m(k.A_ILOAD2 + i)) for i in range(3)],
+                "ai_p_w": m(k.A_P_AI)}
+
+    def pcc_grid_measurements(self) -> dict:
+        """What the grid delivers into the PCC bus (after the bench impedance): p_w, q_var."""
+        return {"p_w": self._avg(k.A_P_GRID), "q_var": self._avg(k.A_Q_GRID)}
+
     # ------------------------------------------------------------------ PCS
     def pcs_command(self, command: str) -> None:
         """"start" | "stop" | "standby" | "reset_alarms"; acted on at the next step.
         "standby" blocks the gates and opens the breaker like "stop"."""
-        _require(command in COMMAND_CODES,
-                 f"unknown PCS command {command!r} (known: {', '.join(COMMAND_CODES)})")
+        known = (*COMMAND_CODES, *PYTHON_COMMANDS)
+        _require(command in known, f"unknown PCS command {command!r} (known: {', '.join(known)})")
+        if command == "dr_execute":
+            self._dr_execute()
+            return
         if command == "reset_alarms":
             self._alarms.clear()
         # Commands queue and are acted on one per control step, in order, as a PCS
@@ -541,9 +658,27 @@ class Plant:
         self._pending_commands.append(COMMAND_CODES[command])
         self._log(self.t_s, "CMD", command)
 
+    def _dr_execute(self) -> None:
+        """Demand-response dispatch: ramp linearly from the present output to dr_target_w so
+        as to arrive at DR_FINISH_FRACTION x dr_time_s (margin for the measurement window)."""
+        s = self._pcs_settings
+        rated = self.config.pcs.s_rated_va
+        _require(math.isfinite(s.dr_target_w) and abs(s.dr_target_w) <= rated,
+                 f"dr_target_w {s.dr_target_w} W beyond +-{rated:g} W")
+        _require(math.isfinite(s.dr_time_s) and 0.1 <= s.dr_time_s <= 600.0,
+                 f"dr_time_s must be within 0.1..600 s, got {s.dr_time_s}")
+        present_w = float(self.state[k.S_P_RAMP])
+        rate_w_per_s = max(abs(s.dr_target_w - present_w) / (DR_FINISH_FRACTION * s.dr_time_s),
+                           1e-3 * rated)
+        s.p_set_w = float(s.dr_target_w)
+        self._dispatch = (s.p_set_w, rate_w_per_s)
+        self._settings_snapshot = None
+        self._log(self.t_s, "CMD", f"dr_execute {s.dr_target_w:.0f} W in {s.dr_time_s:g} s")
+
     def pcs_telemetry(self) -> dict:
-        m = self._avg
-        mode = int(self.state[k.S_MODE])
+        meas, state = self._telemetry_source()
+        m = lambda index: float(meas[k.M_AVG + index])   # noqa: E731 - local shorthand
+        mode = int(state[k.S_MODE])
         p_w = m(k.A_P_PCS)
         if "telemetry_scale_error" in self._defects:
             p_w *= 1.03
@@ -553,7 +688,7 @@ class Plant:
         if self._trip_reason:
             alarms.insert(0, self._trip_reason)
         return {
-            "t_s": float(self._meas[k.M_T_END]),
+            "t_s": float(meas[k.M_T_END]),
             "state": STATE_NAMES[mode],
             "v_ln_rms_v": [math.sqrt(m(k.A_V2 + i)) for i in range(3)],
             "v_ll_rms_v": sum(math.sqrt(m(k.A_VLL2 + i)) for i in range(3)) / 3.0,
@@ -562,16 +697,39 @@ class Plant:
             "q_var": q_var,
             "s_va": s_va,
             "pf": p_w / s_va if s_va > 1e-6 * self.config.pcs.s_rated_va else 1.0,
-            "freq_hz": m(k.A_F_PLL) if self._meas[k.M_VALID] else self.config.pcs.f_nom_hz,
+            "freq_hz": m(k.A_F_PLL) if meas[k.M_VALID] else self.config.pcs.f_nom_hz,
             "vdc_v": m(k.A_VDC),
             "idc_a": m(k.A_IDC_PCS),
-            "soc_pct": self._soc_pct(),
-            "temperature_c": float(self.state[k.S_TEMP_C]),
-            "current_limited": bool(self.state[k.S_LIM] > 0.5),
-            "ride_through_active": bool(self.state[k.S_RT] > 0.5),
+            "soc_pct": self._soc_pct(state),
+            "temperature_c": float(state[k.S_TEMP_C]),
+            "current_limited": bool(state[k.S_LIM] > 0.5),
+            "ride_through_active": bool(state[k.S_RT] > 0.5),
             "trip_reason": self._trip_reason,
             "alarms": alarms,
         }
+
+    def _telemetry_source(self) -> tuple[np.ndarray, np.ndarray]:
+        """The (meas, state) the PCS reports from: live, or with telemetry_timestamp_lag the
+        newest entry of its stale buffer that is at least TELEMETRY_LAG_S old."""
+        if self._stale is None:
+            return self._meas, self.state
+        now = self.t_s
+        chosen = None
+        for t_s, meas, state in self._stale:
+            if t_s <= now - TELEMETRY_LAG_S + CALLBACK_EPS_S:
+                chosen = (meas, state)
+            else:
+                break
+        if chosen is None:                    # just powered up: the buffer holds nothing yet
+            return self._stale_initial
+        return chosen
+
+    def _record_stale(self) -> None:
+        """telemetry_timestamp_lag: keep copies of the telemetry source, oldest first."""
+        stale = self._stale
+        stale.append((self.t_s, self._meas.copy(), self.state.copy()))
+        while len(stale) > 2 and stale[1][0] <= self.t_s - TELEMETRY_LAG_S:
+            stale.popleft()
 
     def _avg(self, index: int) -> float:
         return float(self._meas[k.M_AVG + index])
@@ -579,9 +737,10 @@ class Plant:
     def _reported_q_now(self) -> float:
         return self._avg(k.A_Q_PCS)
 
-    def _soc_pct(self) -> float:
+    def _soc_pct(self, state: np.ndarray | None = None) -> float:
+        state = self.state if state is None else state
         pcs = self.config.pcs
-        used_pct = self.state[k.S_EDC_J] / (pcs.battery_capacity_wh * 3600.0) * 100.0
+        used_pct = state[k.S_EDC_J] / (pcs.battery_capacity_wh * 3600.0) * 100.0
         return float(min(max(pcs.soc_initial_pct - used_pct, 0.0), 100.0))
 
     # ------------------------------------------------------------------ scope ring
