@@ -1,4 +1,11 @@
-"""The simulated PCS's Modbus face: a SunSpec device on Modbus TCP (pymodbus 3.16).
+"""The simulated PCS's Modbus face: SunSpec models, the vendor block and disturbance records
+on Modbus TCP and Modbus RTU (pymodbus 3.16).
+
+- `start_pcs_server(plant, ...)`: Modbus TCP; `start_pcs_rtu_server(plant, ...)`: Modbus RTU
+  on a pseudo-terminal pair (clients open `.port_path` with pyserial). Both present the same
+  image: the SunSpec models below, the vendor block 41000-41049 (`vendor_block.py`, per
+  docs/vendor_points_vpcs.md) and FC20 file records serving the plant's disturbance
+  recorder (`recorder.py`; one recorder per plant, shared by all its ports).
 
 Register map (holding registers; FC3 and FC4 read the same image), base 40000:
 
@@ -12,6 +19,7 @@ Register map (holding registers; FC3 and FC4 read the same image), base 40000:
     40442  model 713 storage capacity        9
     40451  model 715 DER controls            9
     40460  end marker 0xFFFF, L=0            2
+    41000  vendor block (listed points only; the gaps answer exception 02)
 
 (`layout_summary()` computes this from the JSON definitions; the numbers above are what it
 gives for pysunspec2 1.3.)
@@ -28,8 +36,9 @@ Access rules, as a real device answers them:
   does not implement, is read-only: pymodbus answers ILLEGAL_DATA_ADDRESS (0x02).
 - A write must cover whole points (no half of an int32): else ILLEGAL_DATA_ADDRESS.
 - Out-of-range values and enumeration values the PCS does not support: ILLEGAL_DATA_VALUE.
-- Function codes other than 3, 4, 6 and 16: ILLEGAL_FUNCTION.
-- Addresses outside 40000..40461: ILLEGAL_DATA_ADDRESS.
+- Function codes other than 3, 4, 6, 16 and 20 (read file record): ILLEGAL_FUNCTION.
+- Addresses outside 40000..40461 and the vendor block's points: ILLEGAL_DATA_ADDRESS.
+- A vendor command the plant cannot carry out (yet): SERVER_DEVICE_FAILURE (0x04), logged.
 - Other Modbus unit ids: exception 0x0B (gateway target device failed to respond), the
   answer a Modbus TCP gateway gives for a unit that is not there. (Left to itself, pymodbus's
   SimDevice path raises a KeyError for an unknown id, logs a traceback and answers
@@ -38,18 +47,33 @@ Access rules, as a real device answers them:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
+import os
 import re
-from collections.abc import Iterable
+import struct
+import tty
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import Any, ClassVar
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+from pymodbus.pdu import ExceptionResponse, ModbusPDU
+from pymodbus.pdu.file_message import (
+    FileRecord,
+    ReadFileRecordRequest,
+    ReadFileRecordResponse,
+    WriteFileRecordRequest,
+)
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from bench.sim.recorder import DisturbanceRecorder, recorder_for
 from bench.sim.sunspec_models import (
     ModelLayout,
     PointLayout,
@@ -58,6 +82,7 @@ from bench.sim.sunspec_models import (
     encode_point,
     not_implemented_registers,
 )
+from bench.sim.vendor_block import VendorBlock, WriteRejected
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +121,6 @@ _WRITABLE: dict[int, frozenset[str]] = {
     715: frozenset({"ControllerHb", "AlarmReset", "OpCtl"}),
 }
 
-
-
-class WriteRejected(Exception):
-    """A write the device refuses; carries the Modbus exception code to answer with."""
-
-    def __init__(self, code: ExcCodes, reason: str):
-        super().__init__(reason)
-        self.code = code
 
 
 # ---------------------------------------------------------------------------------------
@@ -804,18 +821,27 @@ def _sim_blocks(device: SunSpecPcsDevice) -> list[SimData]:
     return blocks
 
 
-def _make_action(device: SunSpecPcsDevice):
+def _make_action(device: SunSpecPcsDevice, vendor: VendorBlock):
     async def action(function_code: int, start_addr: int, address: int, count: int,
                      registers: list[int], set_values: list[int] | list[bool] | None) -> ExcCodes | None:
         if function_code not in SUPPORTED_FUNCTION_CODES:
             return ExcCodes.ILLEGAL_FUNCTION
+        # pymodbus refuses requests that touch the gap between the SunSpec image and the
+        # vendor block (INVALID registers), so a request belongs wholly to one of them
+        in_vendor_block = VendorBlock.owns(address)
         try:
             if set_values is None:
-                device.refresh(registers, start_addr, address, count)
+                if in_vendor_block:
+                    vendor.refresh(registers, start_addr, address, count)
+                else:
+                    device.refresh(registers, start_addr, address, count)
                 return None
             # FC6 calls us twice: this write, then a read of the same register (above)
             values = [int(v) for v in set_values]
-            device.write(registers, start_addr, address, values)
+            if in_vendor_block:
+                vendor.write(address, values)
+            else:
+                device.write(registers, start_addr, address, values)
             # Logged so a run's evidence shows every command the PCS received.
             log.info("modbus write at %d: %s", address, values)
         except WriteRejected as exc:
@@ -833,6 +859,141 @@ async def _answer_absent_unit(function_code: int, start_addr: int, address: int,
     return ExcCodes.GATEWAY_NO_RESPONSE
 
 
+# ---------------------------------------------------------------------------------------
+# Disturbance records over FC20 (read file record)
+#
+# Finding (pymodbus 3.16.1, pdu/file_message.py): the datastore path cannot serve file
+# records. ReadFileRecordRequest.datastore_update ignores the datastore (SimDevice included)
+# and answers every sub-request with the fixed bytes b"SERVER DUMMY RECORD."; the SimDevice
+# action hook is never called for FC20 (simulator/simruntime.py maps only FC 1-6, 15, 16,
+# 22, 23). Its decode also drops the reference type and, through FileRecord.__post_init__,
+# halves the requested length (and refuses odd lengths): FileRecord.record_length is taken
+# as a byte count. So the server registers its own request class for function code 0x14
+# (`custom_pdu=`, the documented hook, per server instance: DecodePDU.register copies the
+# table), which parses the wire format itself and answers from the recorder.
+# Client side consequence: pymodbus's client also halves FileRecord(record_length=...)
+# before sending, so a pymodbus client asks for n registers with record_length=2 * n.
+# ---------------------------------------------------------------------------------------
+
+FILE_REFERENCE_TYPE = 6
+MAX_FILE_RECORD_REGS = 120              # per sub-request, as the vendor manual says
+_FILE_SUB_REQUEST_BYTES = 7
+_MAX_FILE_BYTE_COUNT = 0xF5             # Modbus spec limit on the request/response byte count
+
+
+@dataclass(frozen=True)
+class _FileSubRequest:
+    reference_type: int
+    file_number: int
+    record_number: int                  # register offset in the file
+    length_regs: int
+
+
+class _PcsReadFileRecordRequest(ReadFileRecordRequest):
+    """FC20 served from a device's files: `file_sources[device_id](file_number)` gives the
+    file's bytes or None. Subclassed per server with its own `file_sources`."""
+
+    file_sources: ClassVar[dict[int, Callable[[int], bytes | None]]] = {}
+
+    def __init__(self, records: list[FileRecord] | None = None, dev_id: int = 1,
+                 transaction_id: int = 0) -> None:
+        super().__init__(records=records, dev_id=dev_id, transaction_id=transaction_id)
+        self.sub_requests: list[_FileSubRequest] = []
+        self.byte_count = 0
+
+    def decode(self, data: bytes) -> None:
+        self.byte_count = int(data[0])
+        body = data[1:1 + self.byte_count]
+        if len(body) < self.byte_count:
+            raise ModbusException(f"Invalid byte count: {self.byte_count}")
+        whole = len(body) - len(body) % _FILE_SUB_REQUEST_BYTES
+        self.sub_requests = [_FileSubRequest(*struct.unpack_from(">BHHH", body, offset))
+                             for offset in range(0, whole, _FILE_SUB_REQUEST_BYTES)]
+
+    async def datastore_update(self, context: Any, device_id: int) -> ModbusPDU:
+        source = self.file_sources.get(device_id)
+        if source is None:
+            return self._refuse(ExcCodes.GATEWAY_NO_RESPONSE, f"no device {device_id}")
+        if not (_FILE_SUB_REQUEST_BYTES <= self.byte_count <= _MAX_FILE_BYTE_COUNT
+                and self.byte_count % _FILE_SUB_REQUEST_BYTES == 0):
+            return self._refuse(ExcCodes.ILLEGAL_VALUE, f"byte count {self.byte_count}")
+        answers: list[FileRecord] = []
+        for sub in self.sub_requests:
+            if sub.reference_type != FILE_REFERENCE_TYPE:
+                return self._refuse(ExcCodes.ILLEGAL_ADDRESS, f"reference type {sub.reference_type}")
+            if not 1 <= sub.length_regs <= MAX_FILE_RECORD_REGS:
+                return self._refuse(ExcCodes.ILLEGAL_VALUE, f"length {sub.length_regs} registers")
+            try:
+                content = source(sub.file_number)
+            except Exception:        # never let a recorder bug take the server down
+                log.exception("FC20 file %d unavailable", sub.file_number)
+                return self._refuse(ExcCodes.DEVICE_FAILURE, f"file {sub.file_number}")
+            if content is None:
+                return self._refuse(ExcCodes.ILLEGAL_ADDRESS, f"no file {sub.file_number}")
+            padded = content + b"\x00" * (len(content) % 2)      # whole registers
+            start = 2 * sub.record_number
+            stop = start + 2 * sub.length_regs
+            if stop > len(padded):
+                return self._refuse(ExcCodes.ILLEGAL_ADDRESS,
+                                    f"file {sub.file_number} has {len(padded) // 2} registers, "
+                                    f"asked {sub.record_number}+{sub.length_regs}")
+            answers.append(FileRecord(file_number=sub.file_number, record_number=sub.record_number,
+                                      record_data=padded[start:stop]))
+        if sum(2 + len(a.record_data) for a in answers) > _MAX_FILE_BYTE_COUNT:
+            return self._refuse(ExcCodes.ILLEGAL_VALUE, "answer would exceed one Modbus frame")
+        return ReadFileRecordResponse(records=answers, dev_id=device_id,
+                                      transaction_id=self.transaction_id)
+
+    def _refuse(self, code: ExcCodes, reason: str) -> ExceptionResponse:
+        log.info("modbus read file record refused (%s): %s", code.name, reason)
+        return ExceptionResponse(self.function_code, exception_code=code)
+
+
+def _file_record_request_class(sources: dict[int, Callable[[int], bytes | None]]) -> type[ModbusPDU]:
+    return type("PcsReadFileRecordRequest", (_PcsReadFileRecordRequest,), {"file_sources": sources})
+
+
+class _RefusedWriteFileRecordRequest(WriteFileRecordRequest):
+    """FC21: the PCS's files are its recorder's; pymodbus's stock answer would echo the
+    request as if the write had been done."""
+
+    async def datastore_update(self, context: Any, device_id: int) -> ModbusPDU:
+        log.info("modbus write file record refused: the PCS's files are read-only")
+        return ExceptionResponse(self.function_code, exception_code=ExcCodes.ILLEGAL_FUNCTION)
+
+
+# ---------------------------------------------------------------------------------------
+# Servers
+# ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _PcsImage:
+    """Everything one server port needs to present the plant's PCS."""
+    device: SunSpecPcsDevice
+    vendor: VendorBlock
+    recorder: DisturbanceRecorder
+    sim_devices: list[SimDevice]
+    custom_pdu: list[type[ModbusPDU]]
+
+
+def _build_image(plant: Any, device_id: int) -> _PcsImage:
+    if not 1 <= device_id <= 247:
+        raise ValueError(f"device_id {device_id} outside 1..247")
+    device = SunSpecPcsDevice(plant, device_id=device_id)
+    recorder = recorder_for(plant)          # one per plant, shared by its TCP and RTU ports
+    vendor = VendorBlock(plant, recorder)
+    sim_devices = [
+        SimDevice(id=device_id, simdata=_sim_blocks(device) + vendor.sim_data(),
+                  action=_make_action(device, vendor)),
+        # id 0 is pymodbus's "any other unit": a full map whose action always refuses
+        SimDevice(id=0, simdata=[SimData(address=0, count=65536, datatype=DataType.REGISTERS)],
+                  action=_answer_absent_unit),
+    ]
+    custom_pdu = [_file_record_request_class({device_id: recorder.file_bytes}),
+                  _RefusedWriteFileRecordRequest]
+    return _PcsImage(device, vendor, recorder, sim_devices, custom_pdu)
+
+
 @dataclass
 class PcsServer:
     """A running simulated PCS: `.port`, `await .stop()`."""
@@ -842,6 +1003,8 @@ class PcsServer:
     device_id: int
     device: SunSpecPcsDevice
     _server: ModbusTcpServer
+    vendor: VendorBlock | None = None
+    recorder: DisturbanceRecorder | None = None
 
     async def stop(self) -> None:
         """Close the listening socket and every client connection (idempotent)."""
@@ -851,17 +1014,167 @@ class PcsServer:
 async def start_pcs_server(plant: Any, *, host: str = "127.0.0.1", port: int = 0,
                            device_id: int = 1) -> PcsServer:
     """Start the Modbus TCP server for `plant`'s PCS; port 0 lets the OS choose."""
-    if not 1 <= device_id <= 247:
-        raise ValueError(f"device_id {device_id} outside 1..247")
-    device = SunSpecPcsDevice(plant, device_id=device_id)
-    sim_devices = [
-        SimDevice(id=device_id, simdata=_sim_blocks(device), action=_make_action(device)),
-        # id 0 is pymodbus's "any other unit": a full map whose action always refuses
-        SimDevice(id=0, simdata=[SimData(address=0, count=65536, datatype=DataType.REGISTERS)],
-                  action=_answer_absent_unit),
-    ]
-    server = ModbusTcpServer(sim_devices, address=(host, port))
+    image = _build_image(plant, device_id)
+    server = ModbusTcpServer(image.sim_devices, address=(host, port), custom_pdu=image.custom_pdu)
     await server.serve_forever(background=True)
     bound_port = server.transport.sockets[0].getsockname()[1]
     log.info("simulated PCS on %s:%d, device id %d", host, bound_port, device_id)
-    return PcsServer(port=bound_port, host=host, device_id=device_id, device=device, _server=server)
+    return PcsServer(port=bound_port, host=host, device_id=device_id, device=image.device,
+                     _server=server, vendor=image.vendor, recorder=image.recorder)
+
+
+# --- RTU over a pseudo-terminal ------------------------------------------------------------
+#
+# Finding (pymodbus 3.16.1): ModbusSerialServer opens its port by name through pyserial
+# (transport/serialtransport.py: serial.serial_for_url(port)); a pty master has no name
+# that opens it (opening /dev/ptmx makes a new pair), so the stock serial server cannot sit
+# on the master side. The server below is the stock ModbusSerialServer - same RTU framer,
+# request handler, SimDevice datastore and FC20 class - whose "open the port" step
+# (`init_setup_connect_listen` sets `call_create`) hands it a small asyncio transport on the
+# master fd instead. Clients open the slave side (`port_path`) with pyserial as they would a
+# USB-RS485 adapter. Baud rate and parity are carried for the record: a pty has no line
+# timing, and pyserial's settings on the slave side do not reach the master. Found on this
+# bench's Linux 6.18: tcsetattr with PARENB on a pty answers EINVAL, so a pyserial client
+# can open the slave only with parity "N" (the server side never sets parity on the pty).
+
+class _PtyMasterTransport(asyncio.Transport):
+    """Byte stream on a pty master fd for a pymodbus protocol."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: asyncio.Protocol, fd: int) -> None:
+        super().__init__()
+        self._loop = loop
+        self._protocol = protocol
+        self._fd = fd
+        self._pending = b""
+        self._closed = False
+
+    def setup(self) -> None:
+        self._loop.add_reader(self._fd, self._read_ready)
+        self._protocol.connection_made(self)
+
+    def _read_ready(self) -> None:
+        try:
+            data = os.read(self._fd, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:          # EIO: no slave open; the server keeps one, so rare
+            log.debug("pty read: %s", exc)
+            return
+        if data:
+            self._protocol.data_received(data)
+
+    def write(self, data: bytes) -> None:
+        if self._closed:
+            return
+        self._pending += bytes(data)
+        self._write_ready()
+
+    def _write_ready(self) -> None:
+        try:
+            written = os.write(self._fd, self._pending) if self._pending else 0
+        except (BlockingIOError, InterruptedError):
+            written = 0
+        except OSError as exc:
+            log.debug("pty write: %s", exc)
+            self._pending = b""
+            written = 0
+        self._pending = self._pending[written:]
+        if self._pending:
+            self._loop.add_writer(self._fd, self._write_ready)
+        else:
+            self._loop.remove_writer(self._fd)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._loop.remove_reader(self._fd)
+        self._loop.remove_writer(self._fd)
+
+    def abort(self) -> None:
+        self.close()
+
+    def is_closing(self) -> bool:
+        return self._closed
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol  # type: ignore[assignment]
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._pending)
+
+
+class _PtyRtuServer(ModbusSerialServer):
+    """ModbusSerialServer listening on a pty master fd instead of a named port."""
+
+    def __init__(self, context: list[SimDevice], *, master_fd: int, **kwargs: Any) -> None:
+        self._master_fd = master_fd         # needed by init_setup_connect_listen below
+        super().__init__(context, **kwargs)
+
+    def init_setup_connect_listen(self, host: str, port: int) -> None:
+        self.call_create = self._open_master
+
+    async def _open_master(self) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        protocol = self.handle_new_connection()
+        transport = _PtyMasterTransport(self.loop, protocol, self._master_fd)
+        self.loop.call_soon(transport.setup)
+        return transport, protocol
+
+
+@dataclass
+class PcsRtuServer:
+    """A running simulated PCS on Modbus RTU: open `.port_path` with pyserial; `await .stop()`."""
+
+    port_path: str
+    device_id: int
+    baudrate: int
+    parity: str
+    device: SunSpecPcsDevice
+    vendor: VendorBlock
+    recorder: DisturbanceRecorder
+    _server: ModbusSerialServer
+    _master_fd: int
+    _slave_fd: int
+    _stopped: bool = False
+
+    async def stop(self) -> None:
+        """Stop answering and close both ends of the pty (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        await self._server.shutdown()
+        for fd in (self._master_fd, self._slave_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+async def start_pcs_rtu_server(plant: Any, *, device_id: int = 1, baudrate: int = 19200,
+                               parity: str = "E") -> PcsRtuServer:
+    """Serve `plant`'s PCS (SunSpec, vendor block, FC20) over Modbus RTU on a new pty pair."""
+    if parity not in ("N", "E", "O"):
+        raise ValueError(f"parity must be N, E or O, got {parity!r}")
+    image = _build_image(plant, device_id)
+    master_fd, slave_fd = os.openpty()
+    try:
+        # Raw slave: no echo, no line editing, no CR/LF translation of binary frames, even
+        # before a client configures it. The server keeps this fd open so that reading the
+        # master never fails with EIO while no client has the port open.
+        tty.setraw(slave_fd)
+        os.set_blocking(master_fd, False)
+        port_path = os.ttyname(slave_fd)
+        server = _PtyRtuServer(image.sim_devices, master_fd=master_fd, framer=FramerType.RTU,
+                               port=port_path, baudrate=baudrate, parity=parity,
+                               custom_pdu=image.custom_pdu)
+        await server.serve_forever(background=True)
+    except BaseException:
+        os.close(master_fd)
+        os.close(slave_fd)
+        raise
+    log.info("simulated PCS on RTU %s (%d baud, parity %s), device id %d",
+             port_path, baudrate, parity, device_id)
+    return PcsRtuServer(port_path=port_path, device_id=device_id, baudrate=baudrate, parity=parity,
+                        device=image.device, vendor=image.vendor, recorder=image.recorder,
+                        _server=server, _master_fd=master_fd, _slave_fd=slave_fd)
