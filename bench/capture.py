@@ -7,8 +7,6 @@ frame to the run folder (Parquet, with units and metadata) and only then returns
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 import pandas as pd
 

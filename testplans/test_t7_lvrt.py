@@ -19,16 +19,11 @@ import pytest
 from bench.capture import CaptureSettings
 from bench.plots import LevelMarker, RideThroughPlot, TimeMarker, plot_ride_through
 from bench.plugin import PROFILE_KEY
+from bench.procedures import (PHASE_CURRENTS, PHASE_VOLTAGES, balanced_sag, capture_transient, energise_bench,
+                              run_pcs_at, write_ride_through)
 from bench.ride_through import ride_through_signals, sag_figures
-from dut.pcs import RideThroughSettings
-from instruments.grid_simulator import GridSegment
 
 pytestmark = pytest.mark.test_id("T7")
-
-PHASE_VOLTAGES = ["v_a", "v_b", "v_c"]
-PHASE_CURRENTS = ["i_a", "i_b", "i_c"]
-RUNNING_STATES = ("RUNNING",)
-RETURN_SEGMENT_S = 0.1  # nominal voltage programmed after the sag, ends the transient list
 
 
 @dataclass(frozen=True)
@@ -51,19 +46,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="module")
 def energised_bench(bench_config, dc_source, grid_simulator, pcs, clock, profile):
-    """DC source at nominal, grid at nominal, the profile's ride-through settings in the PCS."""
-    pcs_cfg = bench_config.pcs
-    dc_source.set_current_limits_a(bench_config.safety.max_dc_current_a, bench_config.safety.max_dc_current_a)
-    dc_source.set_voltage_v(pcs_cfg.vdc_nominal_v)
-    dc_source.output_on()
-    grid_simulator.configure_nominal(pcs_cfg.v_ln_nom_v, pcs_cfg.f_nom_hz)
-    grid_simulator.output_on()
-    clock.wait(0.2)
+    """DC source and grid at nominal, the profile's ride-through settings in the PCS."""
+    energise_bench(bench_config, dc_source, grid_simulator, clock)
     procedure = profile.setting("lvrt.procedure")
-    pcs.set_ride_through(RideThroughSettings(
-        lv_must_trip=tuple(tuple(p) for p in procedure["lv_must_trip"]),
-        lv_mom_cess_v_pu=float(procedure["lv_mom_cess_v_pu"]),
-    ))
+    write_ride_through(pcs, procedure)
     return procedure
 
 
@@ -72,18 +58,7 @@ def exporting_pcs(energised_bench, bench_config, pcs, clock):
     """The PCS running at the pre-fault power, restarted if an earlier point tripped it."""
     procedure = energised_bench
     p_w = procedure["pre_fault_p_pu"] * bench_config.pcs.s_rated_va
-    state = pcs.telemetry().state
-    if state not in RUNNING_STATES:
-        pcs.stop()
-        pcs.reset_alarms()
-        pcs.set_active_power_w(p_w)
-        pcs.set_reactive_power_var(0.0)
-        pcs.start()
-        clock.wait_until(lambda: pcs.telemetry().state in RUNNING_STATES, timeout_s=5.0, poll_s=0.1,
-                         what="the PCS to reach RUNNING")
-    pcs.set_active_power_w(p_w)
-    clock.wait_until(lambda: abs(pcs.telemetry().p_w - p_w) < 0.05 * bench_config.pcs.s_rated_va,
-                     timeout_s=10.0, poll_s=0.1, what=f"the PCS to export {p_w / 1e3:.0f} kW")
+    run_pcs_at(pcs, clock, p_w, bench_config.pcs.s_rated_va)
     clock.wait(procedure["settle_s"])
     return p_w
 
@@ -103,19 +78,11 @@ def test_T7_lvrt_balanced_sag(sag: SagPoint, exporting_pcs, bench_config, profil
     settings = CaptureSettings(sample_rate_hz=procedure["sample_rate_hz"],
                                duration_s=procedure["pretrigger_s"] + sag.duration_s + procedure["post_s"],
                                pretrigger_s=procedure["pretrigger_s"])
-    nominal = (pcs_cfg.v_ln_nom_v,) * 3
-    grid_simulator.program_transient([
-        GridSegment(sag.duration_s, tuple(sag.residual_v_pu * v for v in nominal), pcs_cfg.f_nom_hz),
-        GridSegment(RETURN_SEGMENT_S, nominal, pcs_cfg.f_nom_hz),
-    ])
-    capture.arm(settings, PHASE_VOLTAGES + PHASE_CURRENTS)
-    clock.wait(settings.pretrigger_s)          # the scope fills its pre-trigger record
-    grid_simulator.start_transient()
-    clock.wait(sag.duration_s + procedure["post_s"])
-    capture.wait_complete(timeout_s=10.0 + settings.duration_s)
+    frame = capture_transient(
+        capture, clock, grid_simulator,
+        balanced_sag(sag.residual_v_pu, sag.duration_s, pcs_cfg.v_ln_nom_v, pcs_cfg.f_nom_hz), settings,
+        test_name=request.node.name, capture_name="pcc_waveforms", metadata={"test_point": sag.label})
     after = pcs.telemetry()
-    frame = capture.fetch(request.node.name, "pcc_waveforms", PHASE_VOLTAGES + PHASE_CURRENTS,
-                          metadata={"test_point": sag.label, "pcs_state_after": after.state})
 
     # --- analysis -----------------------------------------------------------------
     window_s = 1.0 / pcs_cfg.f_nom_hz
