@@ -123,3 +123,32 @@ def main_check(bench_path: str | None) -> int:
         return 2
     print(report.text())
     return 0 if report.ok else 1
+
+
+def main_scan(bench_path: str | None) -> int:
+    """`bessbench scan`: list what the bench's PCS exposes (SunSpec models, vendor points); read-only."""
+    import sys
+
+    from bench.virtual import VirtualBenchProcess, resolve_virtual
+    from dut.errors import DutError
+    from dut.scan import format_scan, scan_device
+
+    try:
+        bench = load_bench(bench_path)
+    except BenchFileError as exc:
+        print(f"bessbench: {exc}", file=sys.stderr)
+        return 2
+    sim = None
+    try:
+        if bench.is_virtual:
+            sim = VirtualBenchProcess(bench.path, lockstep=True)
+            bench = resolve_virtual(bench, sim.start())
+        report = scan_device(bench.pcs.connection)
+    except DutError as exc:
+        print(f"bessbench scan: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if sim is not None:
+            sim.stop()
+    print(format_scan(report))
+    return 0

@@ -3,6 +3,7 @@
     bessbench qualify [--bench FILE] [--defect NAME ...] [--out DIR] [-k EXPR] [--allow-control]
     bessbench sim [--bench FILE] [--lockstep] [--defect NAME ...] [--list-defects]
     bessbench check [--bench FILE]
+    bessbench scan [--bench FILE]
     bessbench {analysis,io,dut,sim}-benchmark
 
 `qualify` runs the qualification plans (testplans/) through pytest with the bessbench plugin
@@ -81,11 +82,17 @@ def _check(args: argparse.Namespace) -> int:
     return main_check(args.bench)
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from bench.check import main_scan
+
+    return main_scan(args.bench)
+
+
 # name -> (module, function): each benchmark returns a dict, printed as JSON
 BENCHMARKS = {
     "analysis-benchmark": ("bench.analysis.benchmark", "analysis_benchmark"),
     "io-benchmark": ("bench.io_benchmark", "io_benchmark"),
-    "dut-benchmark": ("dut.benchmark", "dut_benchmark"),
+    "dut-benchmark": ("bench.dut_benchmark", "dut_benchmark"),
     "sim-benchmark": ("bench.sim.benchmark", "sim_benchmark"),
 }
 
@@ -123,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     c = sub.add_parser("check", help="identify every instrument and the PCS, show calibration; changes nothing")
     c.add_argument("--bench", help="bench file (default: the shipped virtual bench)")
+    sc = sub.add_parser("scan", help="list the SunSpec models and vendor points the PCS exposes; read-only")
+    sc.add_argument("--bench", help="bench file (default: the shipped virtual bench)")
     for name in BENCHMARKS:
         sub.add_parser(name, help=f"measure and print JSON ({BENCHMARKS[name][0]})")
     return parser
@@ -141,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         return _qualify(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "scan":
+        return _scan(args)
     if args.command in BENCHMARKS:
         return _benchmark(args.command)
     return EXIT_USAGE

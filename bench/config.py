@@ -226,7 +226,8 @@ def _parse_pcs(c: _Checker, doc: dict) -> PcsConfigEntry:
     conn = c.table(pcs, "connection", p)
     cp = "pcs.connection."
     transport = c.string(conn, "transport", cp, choices=("tcp", "rtu"))
-    common = {"transport", "device_id", "timeout_s", "retries"}
+    common = {"transport", "device_id", "timeout_s", "retries", "point_map", "fc6_for_single_register",
+              "base_address"}
     if transport == "tcp":
         c.unknown_keys(conn, common | {"host", "port"}, cp)
         host = c.string(conn, "host", cp)
@@ -234,10 +235,22 @@ def _parse_pcs(c: _Checker, doc: dict) -> PcsConfigEntry:
             c.number(conn, "port", cp, low=1, high=65535)
     elif transport == "rtu":
         c.unknown_keys(conn, common | {"port", "baudrate", "parity", "stopbits", "bytesize",
-                                       "inter_frame_s"}, cp)
+                                       "inter_frame_delay_s"}, cp)
         c.string(conn, "port", cp)
         c.number(conn, "baudrate", cp, low=300, high=1_000_000)
         c.string(conn, "parity", cp, default="N", choices=("N", "E", "O"))
+    if "point_map" in conn:
+        conn = dict(conn)
+        spec = str(conn["point_map"])
+        if spec.endswith(".toml") or "/" in spec:   # a file, relative to the bench file
+            conn["point_map"] = str((c.path.parent / spec).resolve())
+        from dut.errors import DutError
+        from dut.pointmap import load_point_map
+
+        try:
+            load_point_map(conn["point_map"])
+        except DutError as exc:
+            c.problem(f"{cp}point_map", str(exc))
     c.number(conn, "device_id", cp, low=0, high=247, default=1)
     c.number(conn, "timeout_s", cp, strictly_positive=True, default=1.0)
     c.number(conn, "retries", cp, low=0, high=10, default=2)

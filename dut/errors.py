@@ -29,6 +29,10 @@ class SetpointOutOfRange(DutError):
     """A setpoint lies outside the PCS ratings or the point's encodable range (nothing was sent)."""
 
 
+class NotSupportedByPcs(DutError):
+    """The PCS (or the point map the bench gives for it) has no point for this function."""
+
+
 class IdentityMismatch(DutError):
     """The device on the wire is not the PCS the bench file names; no write is ever sent to it."""
 

@@ -14,12 +14,19 @@ from collections.abc import Sequence
 
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu.file_message import FileRecord
 
-from .errors import DutError, ModbusPointError
+from .errors import ControlNotAllowed, DutError, ModbusPointError
 
 # Modbus protocol limits (Modbus Application Protocol v1.1b3, FC3 and FC16).
 MAX_READ_REGISTERS = 125
 MAX_WRITE_REGISTERS = 123
+# FC20: a response PDU holds at most 253 bytes; 120 registers of one sub-request fit with
+# their framing, which is also the chunk size the VPCS-250 manual names.
+MAX_FILE_RECORD_REGISTERS = 120
+# The Modbus spec numbers records 0..9999; the request field is 16 bits and devices with
+# longer files use it, so only the field width is enforced.
+MAX_FILE_RECORD_NUMBER = 0xFFFF
 
 MODBUS_EXCEPTION_TEXT: dict[int, str] = {
     0x01: "illegal function",
@@ -73,6 +80,9 @@ class ModbusTransport:
         self._serial_port = serial_port
         self._lock = threading.Lock()  # one transaction at a time on the wire
         self._last_frame_end_s = 0.0
+        # Defence in depth for read-only uses (scan, a connection without control): a write
+        # is refused here even if a caller above forgot its own gate.
+        self.read_only = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -155,18 +165,31 @@ class ModbusTransport:
     def close(self) -> None:
         self._client.close()
 
-    @staticmethod
-    def _serial_open_failure(port: str) -> str:
-        # pymodbus logs and swallows the pyserial error; reproduce it to tell the user why.
+    def _serial_open_failure(self, port: str) -> str:
+        # pymodbus logs and swallows the pyserial error; reproduce it, with the same settings
+        # and the same reconfiguration pymodbus does after opening, to tell the user why.
         if "://" not in port and not os.path.exists(port):
             return f"serial port {port!r} does not exist"
+        settings = {
+            name: getattr(self._client.comm_params, name)
+            for name in ("baudrate", "bytesize", "parity", "stopbits")
+        }
         try:
             import serial  # pyserial, a dependency of the RTU client
 
-            handle = serial.serial_for_url(port)
-            handle.close()
+            handle = serial.serial_for_url(port, **settings)
+            try:
+                handle.inter_byte_timeout = 0  # pymodbus sets it: a second termios call
+            finally:
+                handle.close()
         except Exception as exc:  # pyserial raises several undocumented types here
-            return f"cannot open serial port {port!r}: {exc}"
+            hint = ""
+            if settings["parity"] != "N" and "Invalid argument" in str(exc):
+                hint = " (the port refuses these settings; a pseudo-terminal refuses parity E/O)"
+            return (
+                f"cannot open serial port {port!r} at {settings['baudrate']} Bd "
+                f"{settings['bytesize']}{settings['parity']}{settings['stopbits']}: {exc}{hint}"
+            )
         return f"cannot open serial port {port!r} (busy or locked by another program?)"
 
     # ------------------------------------------------------------------ transactions
@@ -191,6 +214,11 @@ class ModbusTransport:
 
     def write_registers(self, address: int, values: Sequence[int], *, point: str = "?") -> None:
         """Write holding registers: FC16, or FC6 for one register when the device needs it."""
+        if self.read_only:
+            raise ControlNotAllowed(
+                f"write to {point!r} at register {address} refused: {self.device} is opened "
+                "read-only"
+            )
         values = [int(v) for v in values]
         if not 1 <= len(values) <= MAX_WRITE_REGISTERS:
             raise DutError(f"write of {len(values)} registers for {point!r}: Modbus allows 1..123")
@@ -209,6 +237,44 @@ class ModbusTransport:
             address,
             lambda: self._client.write_registers(address, values, device_id=self.device_id),
         )
+
+    def read_file_record(
+        self, file_number: int, record_number: int, count: int, *, point: str = "?"
+    ) -> list[int]:
+        """Read `count` registers of a file (FC20, reference type 6) from record `record_number`.
+
+        Errors name the point with its file and record; `register` in the error is the record.
+        """
+        if not 1 <= count <= MAX_FILE_RECORD_REGISTERS:
+            raise DutError(f"file record read of {count} registers for {point!r}: at most 120")
+        if not 0 <= file_number <= 0xFFFF:
+            raise DutError(f"file number {file_number} for {point!r} is outside 0..65535")
+        if not 0 <= record_number <= MAX_FILE_RECORD_NUMBER:
+            raise DutError(f"record number {record_number} for {point!r} is outside 0..65535")
+        label = f"{point} (file {file_number} record {record_number})"
+        response = self._execute(
+            label,
+            record_number,
+            lambda: self._client.read_file_record(
+                [FileRecord(file_number=file_number, record_number=record_number,
+                            record_length=2 * count)],
+                device_id=self.device_id,
+            ),
+        )
+        if len(response.records) != 1:
+            raise ModbusPointError(
+                label, record_number, self.device,
+                f"asked for one file sub-request, got {len(response.records)}",
+            )
+        data = bytes(response.records[0].record_data)
+        if len(data) % 2:
+            raise ModbusPointError(label, record_number, self.device,
+                                   f"file record of {len(data)} bytes is not whole registers")
+        registers = [int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)]
+        if len(registers) > count:
+            raise ModbusPointError(label, record_number, self.device,
+                                   f"asked for {count} registers, got {len(registers)}")
+        return registers  # fewer than asked: the device ended the file there
 
     def _execute(self, point: str, address: int, request):
         with self._lock:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
-from .errors import SetpointOutOfRange
+from .errors import NotSupportedByPcs, SetpointOutOfRange
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,33 @@ class TelemetrySnapshot:
     trip_reason: str | None
     alarms: tuple[str, ...] = ()
     device_state: str | None = None  # the state exactly as the device names it, for evidence
+    device_time_s: float | None = None  # the PCS's own clock at the values, where it reports it
+
+
+@dataclass(frozen=True)
+class PcsEvent:
+    """One entry of the PCS's event log, time on the PCS clock (as device_time_s)."""
+
+    time_s: float
+    code: str  # STATE | TRIP | LIMIT_ENTER | LIMIT_EXIT | RT_ENTER | RT_EXIT | MC_ENTER | ...
+    value: int  # STATE: the new state code; TRIP: the trip code; others 0
+
+
+@dataclass(frozen=True)
+class RecordInfo:
+    """One disturbance record (COMTRADE) the PCS holds."""
+
+    index: int  # position in the device's list, 1 = oldest held
+    trigger_time_s: float | None  # PCS clock
+    cause: str | None  # FAULT | TRIP | LIMIT_ENTER | PHASE_JUMP | ...
+    file_number: int | None = None  # Modbus FC20: the .cfg file; the .dat is file_number + 1
+    location: str | None = None  # records published another way: a path or URL
+
+
+# Control modes a plan may ask for; a point map translates them into vendor codes.
+CONTROL_MODES = ("GFL", "GFM_DROOP", "GFM_VSM")
+# Mission priorities, named by the mission served first.
+MISSION_PRIORITIES = ("RIDE_THROUGH_RESERVE", "DEMAND_RESPONSE", "SMOOTHING")
 
 
 @dataclass(frozen=True)
@@ -156,6 +183,63 @@ class Pcs(ABC):
     def set_limit_priority(self, priority: str) -> None:
         """Current-limit priority "P" | "Q" | "mixed" where the PCS exposes it."""
         raise NotImplementedError(f"{type(self).__name__} cannot set the limit priority")
+
+    # Functions SunSpec does not standardise: they need a vendor point map. The defaults say
+    # so plainly instead of failing with NotImplementedError.
+    def _not_supported(self, what: str) -> NotSupportedByPcs:
+        return NotSupportedByPcs(
+            f"{type(self).__name__}: this PCS's point map has no {what} "
+            "(give the bench's PCS connection a point_map that describes it)"
+        )
+
+    def set_control_mode(self, mode: str) -> None:
+        """"GFL" (grid following) | "GFM_DROOP" | "GFM_VSM" (grid forming)."""
+        raise self._not_supported("control mode point")
+
+    def set_k_factor(self, k_pu_per_pu: float) -> None:
+        """Reactive current injection gain (ΔIq_pu per ΔV_pu)."""
+        raise self._not_supported("k-factor point")
+
+    def set_droop(self, f_pct: float, v_pct: float) -> None:
+        """Grid-forming P–f and Q–V droops in %."""
+        raise self._not_supported("droop points")
+
+    def set_smoothing(self, enabled: bool, ramp_pu_per_s: float | None = None) -> None:
+        """Load smoothing on/off and its grid-side ramp limit (per unit of rating per second)."""
+        raise self._not_supported("load-smoothing points")
+
+    def set_soc_band(self, min_pct: float, max_pct: float) -> None:
+        raise self._not_supported("state-of-charge band points")
+
+    def set_mission_priority(self, first: str) -> None:
+        """The mission served first: one of MISSION_PRIORITIES."""
+        raise self._not_supported("mission priority point")
+
+    def dispatch(self, target_w: float, within_s: float) -> None:
+        """Demand-response dispatch: reach target_w (export > 0) within within_s."""
+        raise self._not_supported("demand-response dispatch points")
+
+    def black_start(self) -> None:
+        raise self._not_supported("black-start command")
+
+    def island(self) -> None:
+        """Open the PCC breaker and keep the bus (grid forming)."""
+        raise self._not_supported("island-transfer command")
+
+    def reconnect(self) -> None:
+        """Resynchronise and close the PCC breaker."""
+        raise self._not_supported("island-transfer command")
+
+    def events_since(self, t_s: float) -> list[PcsEvent]:
+        """Event-log entries with time_s >= t_s (PCS clock), oldest first."""
+        raise self._not_supported("event log points")
+
+    def disturbance_records(self) -> list[RecordInfo]:
+        raise self._not_supported("disturbance record points")
+
+    def fetch_record(self, info: RecordInfo) -> tuple[str, bytes]:
+        """(cfg text, dat bytes) of one disturbance record, as the PCS holds them."""
+        raise self._not_supported("disturbance record points")
 
     @abstractmethod
     def close(self) -> None: ...

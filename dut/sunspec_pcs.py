@@ -14,6 +14,13 @@ Point semantics, decided from the pysunspec2 model definitions:
 - 715 OpCtl: STOP = 0, START = 1, ENTER_STANDBY = 2, EXIT_STANDBY = 3; AlarmReset 1 = reset;
   LocRemCtl LOCAL means the PCS refuses remote control.
 - 701 InvSt + ThrotSrc + Alrm give the state; see `_state_from_701`.
+
+With a vendor point map (the bench's `point_map` connection option, never chosen from the
+identity the device reports), what SunSpec lacks comes from vendor points looked up by their
+conventional names (dut/pointmaps/README.md): the precise state, current-limit and ride-through
+flags, trip reason, DC voltage/current, temperature and the PCS's own time stamp, and the
+grid-forming, smoothing, SOC band, dispatch, island and black-start controls, the event log
+and the disturbance records.
 """
 
 from __future__ import annotations
@@ -29,16 +36,26 @@ from .errors import (
     ModbusPointError,
     SetpointOutOfRange,
 )
+from .connection import open_transport, point_map_of, sunspec_bases
+from .errors import NotSupportedByPcs
+from .event_log import read_events_since
 from .modbus_transport import ModbusTransport
 from .pcs import (
+    CONTROL_MODES,
+    MISSION_PRIORITIES,
     Pcs,
+    PcsEvent,
     PcsIdentity,
     PcsRatings,
+    RecordInfo,
     RideThroughSettings,
     TelemetrySnapshot,
     check_in_range,
 )
+from .pointmap import PointMap
+from .records import RECORD_POINTS, ModbusFileRecordSource, RecordSource
 from .sunspec import DEFAULT_BASE_ADDRESSES, SunSpecDevice, SunSpecModel
+from .vendor_points import VendorPoints
 
 # Alarms of 701 Alrm that mean the PCS tripped on its grid protection (not an internal fault).
 GRID_TRIP_ALARMS = frozenset(
@@ -48,6 +65,13 @@ RIDE_THROUGH_SOURCES = frozenset({"LVRT", "HVRT"})
 # Internal temperatures that describe the PCS (ambient does not); the hottest one is reported.
 PCS_TEMPERATURE_POINTS = ("TmpSw", "TmpSnk", "TmpTrns", "TmpCab", "TmpOt")
 LIMIT_PRIORITY_SYMBOL = {"P": "ACTIVE", "Q": "REACTIVE", "mixed": "VENDOR"}
+VENDOR_LIMIT_PRIORITY = {"P": "ACTIVE", "Q": "REACTIVE", "mixed": "MIXED"}
+VENDOR_CONTROL_MODE = {"GFL": "GRID_FOLLOWING", "GFM_DROOP": "GRID_FORMING_DROOP",
+                       "GFM_VSM": "GRID_FORMING_VSM"}
+assert set(VENDOR_CONTROL_MODE) == set(CONTROL_MODES)
+# Vendor telemetry points, read in one request when the map places them together.
+VENDOR_TELEMETRY_POINTS = ("state", "current_limited", "ride_through_active", "trip_code",
+                           "telemetry_time", "vdc", "idc", "temperature")
 ADOPT_POLLS = 5
 
 
@@ -60,6 +84,8 @@ class SunSpecPcs(Pcs):
         allow_control: bool,
         clock_now: Callable[[], float],
         base_addresses: tuple[int, ...] = DEFAULT_BASE_ADDRESSES,
+        point_map: PointMap | None = None,
+        record_source: RecordSource | None = None,
     ) -> None:
         self._transport = transport
         self._expected = expected_identity
@@ -70,11 +96,43 @@ class SunSpecPcs(Pcs):
         self._identity_confirmed = False
         self._identity_refusal: IdentityMismatch | None = None
         self._ratings: PcsRatings | None = None
+        self._vendor = VendorPoints(transport, point_map) if point_map is not None else None
+        if self._vendor is not None:
+            self._check_map_version()
+        self._telemetry_points = tuple(
+            name for name in VENDOR_TELEMETRY_POINTS if point_map is not None and point_map.has(name)
+        )
+        if record_source is None and point_map is not None and all(map(point_map.has, RECORD_POINTS)):
+            record_source = ModbusFileRecordSource(transport, self._vendor)
+        self._records = record_source
 
     @property
     def device(self) -> SunSpecDevice:
         """The SunSpec device, for diagnostics and vendor extensions (plans do not use it)."""
         return self._device
+
+    @property
+    def vendor(self) -> VendorPoints | None:
+        """The vendor points, for diagnostics (plans use the methods below)."""
+        return self._vendor
+
+    def _check_map_version(self) -> None:
+        assert self._vendor is not None
+        point_map = self._vendor.map
+        if point_map.version_point is None:
+            return
+        try:
+            found = self._vendor.read_one(point_map.version_point)
+        except ModbusPointError as exc:
+            raise DutError(
+                f"point map {point_map.name} does not fit {self._transport.device}: its "
+                f"{point_map.version_point} point does not answer ({exc.message})"
+            ) from None
+        if found != point_map.version:
+            raise DutError(
+                f"point map {point_map.name} describes version {point_map.version} of the vendor "
+                f"block, {self._transport.device} reports {point_map.version_point} = {found}"
+            )
 
     # ------------------------------------------------------------------ identity and ratings
     def identity(self) -> PcsIdentity:
@@ -233,6 +291,10 @@ class SunSpecPcs(Pcs):
         self._require_control()
         if priority not in LIMIT_PRIORITY_SYMBOL:
             raise SetpointOutOfRange(f"limit priority {priority!r} must be one of {sorted(LIMIT_PRIORITY_SYMBOL)}")
+        if self._vendor is not None and self._vendor.map.has("limit_priority"):
+            # The vendor point says "mixed" exactly; SunSpec can only say VENDOR.
+            self._vendor_write({"limit_priority": VENDOR_LIMIT_PRIORITY[priority]})
+            return
         self._device.model(704).write({"VarSetPri": LIMIT_PRIORITY_SYMBOL[priority]})
 
     # ------------------------------------------------------------------ ride-through
@@ -319,6 +381,23 @@ class SunSpecPcs(Pcs):
         temperatures = [value(name) for name in PCS_TEMPERATURE_POINTS if value(name) is not None]
         v_ln = (value("VL1"), value("VL2"), value("VL3"))
         i_ph = (value("AL1"), value("AL2"), value("AL3"))
+        current_limited = None  # SunSpec has no current-limit flag; needs a vendor point
+        ride_through_active = (
+            None if throttle_sources is None else bool(throttle_sources & RIDE_THROUGH_SOURCES)
+        )
+        temperature_c = max(temperatures) if temperatures else None
+        device_time_s = None
+        if self._telemetry_points:
+            vendor = self._vendor.read(self._telemetry_points)  # type: ignore[union-attr]
+            state = _symbol_or(vendor, "state", state)
+            current_limited = _flag_or(vendor, "current_limited", current_limited)
+            ride_through_active = _flag_or(vendor, "ride_through_active", ride_through_active)
+            if "trip_code" in vendor:
+                trip_reason = None if vendor["trip_code"] in ("NONE", 0) else str(vendor["trip_code"])
+            vdc_v = vendor.get("vdc", vdc_v)
+            idc_a = vendor.get("idc", idc_a)
+            temperature_c = vendor.get("temperature", temperature_c)
+            device_time_s = vendor.get("telemetry_time")
         return TelemetrySnapshot(
             timestamp_s=timestamp_s,
             state=state,
@@ -333,14 +412,13 @@ class SunSpecPcs(Pcs):
             vdc_v=vdc_v,
             idc_a=idc_a,
             soc_pct=soc_pct,
-            temperature_c=max(temperatures) if temperatures else None,
-            current_limited=None,  # SunSpec has no current-limit flag; needs a vendor point
-            ride_through_active=(
-                None if throttle_sources is None else bool(throttle_sources & RIDE_THROUGH_SOURCES)
-            ),
+            temperature_c=temperature_c,
+            current_limited=current_limited,
+            ride_through_active=ride_through_active,
             trip_reason=trip_reason,
             alarms=_alarm_names(measurement),
             device_state=device_state,
+            device_time_s=device_time_s,
         )
 
     def _optional_value(self, model_id: int, path: str) -> Any:
@@ -368,8 +446,120 @@ class SunSpecPcs(Pcs):
     def close(self) -> None:
         self._transport.close()
 
+    # ------------------------------------------------------------------ vendor functions
+    def _vendor_points_for(self, what: str, *names: str) -> VendorPoints:
+        """The vendor points, or a clear error when the map lacks any of `names`."""
+        if self._vendor is None:
+            raise NotSupportedByPcs(
+                f"{self._transport.device}: no point map is configured, so there is no {what} "
+                "(set point_map in the bench's PCS connection)"
+            )
+        missing = [name for name in names if not self._vendor.map.has(name)]
+        if missing:
+            raise NotSupportedByPcs(
+                f"this PCS's point map ({self._vendor.map.name}) has no {what} (missing {missing})"
+            )
+        return self._vendor
+
+    def _vendor_write(self, values: Mapping[str, Any], *, what: str | None = None) -> None:
+        """The vendor write path: points exist, control gate, every value checked, then written."""
+        vendor = self._vendor_points_for(what or "+".join(values), *values)
+        self._require_control()
+        vendor.check(values)
+        vendor.write(values)
+
+    def set_control_mode(self, mode: str) -> None:
+        self._vendor_points_for("control mode point", "control_mode")
+        if mode not in VENDOR_CONTROL_MODE:
+            raise SetpointOutOfRange(f"control mode {mode!r} must be one of {', '.join(CONTROL_MODES)}")
+        self._vendor_write({"control_mode": VENDOR_CONTROL_MODE[mode]})
+
+    def set_k_factor(self, k_pu_per_pu: float) -> None:
+        self._vendor_write({"k_factor": k_pu_per_pu}, what="k-factor point")
+
+    def set_droop(self, f_pct: float, v_pct: float) -> None:
+        self._vendor_write({"droop_f": f_pct, "droop_v": v_pct}, what="droop points")
+
+    def set_smoothing(self, enabled: bool, ramp_pu_per_s: float | None = None) -> None:
+        values: dict[str, Any] = {"smoothing_enable": "ENABLED" if enabled else "DISABLED"}
+        if ramp_pu_per_s is not None:
+            values["smoothing_ramp"] = 100.0 * ramp_pu_per_s  # the point is in % of rating per s
+        self._vendor_write(values, what="load-smoothing points")
+
+    def set_soc_band(self, min_pct: float, max_pct: float) -> None:
+        vendor = self._vendor_points_for("state-of-charge band points", "soc_min", "soc_max")
+        if not min_pct < max_pct:
+            raise SetpointOutOfRange(f"SOC band {min_pct:g}..{max_pct:g} %: the minimum must be below the maximum")
+        self._require_control()
+        vendor.check({"soc_min": min_pct, "soc_max": max_pct})
+        # The PCS keeps soc_min below soc_max at every write, so the band moves one end at a
+        # time in the order that keeps it valid (raising: the top first).
+        current_max = vendor.read_one("soc_max")
+        order = ("soc_max", "soc_min") if min_pct >= current_max else ("soc_min", "soc_max")
+        wanted = {"soc_min": min_pct, "soc_max": max_pct}
+        for name in order:
+            vendor.write({name: wanted[name]})
+
+    def set_mission_priority(self, first: str) -> None:
+        self._vendor_points_for("mission priority point", "mission_priority")
+        if first not in MISSION_PRIORITIES:
+            raise SetpointOutOfRange(f"mission priority {first!r} must be one of {', '.join(MISSION_PRIORITIES)}")
+        self._vendor_write({"mission_priority": first})
+
+    def dispatch(self, target_w: float, within_s: float) -> None:
+        vendor = self._vendor_points_for("demand-response dispatch points", "dr_target", "dr_time", "dr_execute")
+        self._require_control()
+        low, high = self.ratings().p_range_w
+        check_in_range("demand-response target", target_w, low, high, "W")
+        vendor.check({"dr_target": target_w, "dr_time": within_s, "dr_execute": "EXECUTE"})
+        vendor.write({"dr_target": target_w, "dr_time": within_s})
+        # The execute command reads 0 once taken, so it is not read back.
+        vendor.write({"dr_execute": "EXECUTE"}, verify=False)
+
+    def black_start(self) -> None:
+        self._vendor_write({"black_start": "START"}, what="black-start command")
+
+    def island(self) -> None:
+        self._vendor_write({"island_request": "ISLANDED"}, what="island-transfer command")
+
+    def reconnect(self) -> None:
+        self._vendor_write({"island_request": "CONNECTED"}, what="island-transfer command")
+
+    def events_since(self, t_s: float) -> list[PcsEvent]:
+        vendor = self._vendor_points_for("event log points", "event_count", "event_select")
+        # Reading the log means writing its select register: gated like any write.
+        self._require_control()
+        return read_events_since(vendor, t_s)
+
+    def disturbance_records(self) -> list[RecordInfo]:
+        source = self._record_source()
+        if isinstance(source, ModbusFileRecordSource):
+            self._require_control()  # listing selects records by writing record_select
+        return source.list_records()
+
+    def fetch_record(self, info: RecordInfo) -> tuple[str, bytes]:
+        return self._record_source().fetch(info)
+
+    def _record_source(self) -> RecordSource:
+        if self._records is None:
+            self._vendor_points_for("disturbance record points", *RECORD_POINTS)
+            raise NotSupportedByPcs(f"{self._transport.device} has no disturbance record source")
+        return self._records
+
 
 # ---------------------------------------------------------------------------- helpers
+def _symbol_or(values: Mapping[str, Any], name: str, default: Any) -> Any:
+    value = values.get(name, default)
+    return value if isinstance(value, str) or value is None else f"CODE_{value}"
+
+
+def _flag_or(values: Mapping[str, Any], name: str, default: bool | None) -> bool | None:
+    if name not in values:
+        return default
+    value = values[name]
+    return value == "YES" if isinstance(value, str) else bool(value)
+
+
 def _state_from_701(measurement: SunSpecModel) -> tuple[str | None, str | None, str | None]:
     """(state, device state, trip reason) from InvSt, ThrotSrc and Alrm.
 
@@ -467,12 +657,6 @@ def _trip_curve_values(
 
 
 # ---------------------------------------------------------------------------- factory
-_TCP_KEYS = {"transport", "host", "port", "device_id", "timeout_s", "retries",
-             "fc6_for_single_register", "base_address"}
-_RTU_KEYS = {"transport", "port", "baudrate", "parity", "stopbits", "bytesize", "device_id",
-             "timeout_s", "retries", "inter_frame_delay_s", "fc6_for_single_register", "base_address"}
-
-
 def connect_pcs(
     connection: Mapping[str, Any],
     *,
@@ -483,45 +667,21 @@ def connect_pcs(
     """Open the PCS named by a bench-file connection table, discover SunSpec, check identity.
 
     With an expected identity the check happens here, so a wrong PCS on the bench stops the
-    session before any plan runs, read-only or not.
+    session before any plan runs, read-only or not. A `point_map` option ("vpcs250" or a path)
+    adds the vendor points; an invalid map stops here too, before the device is touched.
     """
-    kind = connection.get("transport")
-    if kind == "tcp":
-        _check_keys(connection, _TCP_KEYS, required={"host"})
-        transport = ModbusTransport.tcp(
-            connection["host"],
-            int(connection.get("port", 502)),
-            device_id=int(connection.get("device_id", 1)),
-            timeout_s=float(connection.get("timeout_s", 1.0)),
-            retries=int(connection.get("retries", 2)),
-            fc6_for_single_register=bool(connection.get("fc6_for_single_register", False)),
-        )
-    elif kind == "rtu":
-        _check_keys(connection, _RTU_KEYS, required={"port"})
-        transport = ModbusTransport.rtu(
-            str(connection["port"]),
-            baudrate=int(connection.get("baudrate", 19200)),
-            parity=str(connection.get("parity", "E")),
-            stopbits=int(connection.get("stopbits", 1)),
-            bytesize=int(connection.get("bytesize", 8)),
-            device_id=int(connection.get("device_id", 1)),
-            timeout_s=float(connection.get("timeout_s", 1.0)),
-            retries=int(connection.get("retries", 2)),
-            inter_frame_delay_s=connection.get("inter_frame_delay_s"),
-            fc6_for_single_register=bool(connection.get("fc6_for_single_register", False)),
-        )
-    else:
-        raise DutError(f"PCS connection transport must be 'tcp' or 'rtu', got {kind!r}")
-    base = connection.get("base_address")
-    bases = DEFAULT_BASE_ADDRESSES if base is None else (int(base),)
-    transport.connect()
+    point_map = point_map_of(connection)
+    transport = open_transport(connection)
+    # Defence in depth: without control the transport itself refuses writes.
+    transport.read_only = not allow_control
     try:
         pcs = SunSpecPcs(
             transport,
             expected_identity=expected_identity,
             allow_control=allow_control,
             clock_now=clock_now,
-            base_addresses=bases,
+            base_addresses=sunspec_bases(connection),
+            point_map=point_map,
         )
         if expected_identity is not None:
             pcs.verify_identity(expected_identity)
@@ -529,15 +689,3 @@ def connect_pcs(
         transport.close()
         raise
     return pcs
-
-
-def _check_keys(connection: Mapping[str, Any], allowed: set[str], required: set[str]) -> None:
-    unknown = sorted(set(connection) - allowed)
-    missing = sorted(required - set(connection))
-    problems = []
-    if unknown:
-        problems.append(f"unknown keys {unknown} (allowed: {sorted(allowed)})")
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if problems:
-        raise DutError(f"PCS connection {connection.get('transport')!r}: " + "; ".join(problems))
