@@ -15,20 +15,36 @@ from typing import Any, Mapping
 
 import pyvisa
 
+from instruments.ac_load.chroma_63800 import Chroma63800
+from instruments.dc_source.chroma_62000p import Chroma62000P
 from instruments.dc_source.keysight_rp7900 import KeysightRp7900
 from instruments.errors import IdentityError, InstrumentError
 from instruments.grid_simulator.ametek_mx import AmetekMx
+from instruments.grid_simulator.chroma_61800 import Chroma61800
+from instruments.oscilloscope.keysight_infiniivision import KeysightInfiniiVision
 from instruments.oscilloscope.tektronix_mso5 import TektronixMso5
 from instruments.scpi import Identity, ScpiInstrument
 
 log = logging.getLogger(__name__)
 
-#: driver name (as written in bench files) → driver class
+#: driver name (as written in bench files) → driver class. Each class names its role
+#: (``ROLE``) and the ``*IDN?`` manufacturers / model patterns it accepts; switching a lab
+#: from one product family to another is a change of this name in the bench file.
 DRIVERS: dict[str, type[ScpiInstrument]] = {
     "ametek_mx": AmetekMx,
+    "chroma_61800": Chroma61800,
     "keysight_rp7900": KeysightRp7900,
+    "chroma_62000p": Chroma62000P,
     "tektronix_mso5": TektronixMso5,
+    "keysight_infiniivision": KeysightInfiniiVision,
+    "chroma_63800": Chroma63800,
 }
+
+
+def driver_families() -> dict[str, dict[str, object]]:
+    """For each driver name: its role, the manufacturers and model patterns it accepts."""
+    return {name: {"role": cls.ROLE, "manufacturers": cls.MANUFACTURERS,
+                   "models": cls.MODEL_PATTERNS} for name, cls in sorted(DRIVERS.items())}
 
 # VISA resource strings we accept, one pattern per interface type (case-insensitive).
 _RESOURCE_SHAPES: dict[str, re.Pattern[str]] = {
@@ -150,4 +166,4 @@ def _check_identity(instrument: ScpiInstrument, driver: str, identity: Identity,
                             expected=" | ".join(makers), answered=identity.manufacturer)
 
 
-__all__ = ["DRIVERS", "open_instrument", "validate_resource", "model_matches"]
+__all__ = ["DRIVERS", "driver_families", "open_instrument", "validate_resource", "model_matches"]

@@ -3,28 +3,111 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from instruments.scpi import ScpiInstrument
 
 
-@dataclass(frozen=True, eq=False)
 class RawWaveform:
     """One channel's record in volts at the probe tip's instrument scale (no calibration applied).
 
     ``t_s`` is relative to the trigger (t = 0 at the trigger point); ``trigger_index`` is the
     sample nearest the trigger and may lie outside the record when the trigger was off-record.
+
+    Drivers build it with :meth:`uniform`: the time axis of a uniformly sampled record is
+    fully given by its interval and origin, and is computed on first access of ``t_s``.
+    Building 80 MB of float64 times for a 10 M-point record eagerly cost more than receiving
+    the record itself (io benchmark), and consumers that need only ``sample_rate_hz`` and
+    ``trigger_index`` never pay it.
     """
 
-    t_s: np.ndarray
-    volts: np.ndarray
-    sample_rate_hz: float
-    trigger_index: int
+    __slots__ = ("volts", "sample_rate_hz", "trigger_index", "_t_s", "_axis")
+
+    def __init__(self, t_s: np.ndarray | None, volts: np.ndarray, sample_rate_hz: float,
+                 trigger_index: int) -> None:
+        self.volts = volts
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.trigger_index = int(trigger_index)
+        self._t_s = t_s
+        self._axis: tuple[float, float, float] | None = None
+
+    @classmethod
+    def uniform(cls, volts: np.ndarray, *, interval_s: float, reference_index: float,
+                reference_time_s: float, trigger_index: int) -> "RawWaveform":
+        """t[i] = (i − reference_index) · interval_s + reference_time_s, computed when first read."""
+        wave = cls(None, volts, 1.0 / interval_s, trigger_index)
+        wave._axis = (reference_index, interval_s, reference_time_s)
+        return wave
+
+    @property
+    def t_s(self) -> np.ndarray:
+        if self._t_s is None:
+            assert self._axis is not None
+            reference_index, interval_s, reference_time_s = self._axis
+            self._t_s = sample_times_s(len(self.volts), reference_index, interval_s,
+                                       reference_time_s)
+        return self._t_s
 
     def __len__(self) -> int:
         return int(self.volts.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"RawWaveform({len(self)} points at {self.sample_rate_hz:g} Sa/s, "
+                f"trigger at index {self.trigger_index})")
+
+
+@dataclass(frozen=True)
+class ReadTiming:
+    """Where the last ``read_waveform`` spent its time (seconds; diagnostics, never judged).
+
+    ``first_byte_wait_s`` is the instrument preparing the record (the same on any client);
+    the rest is the driver's own cost.
+    """
+
+    setup_s: float              # source/format settings and preamble queries
+    time_axis_s: float          # output array allocated while the instrument prepares (time axis deferred)
+    first_byte_wait_s: float    # then waiting for the block header
+    receive_s: float            # header → last byte of the block
+    convert_s: float            # codes → volts
+    total_s: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+# Volts are float32: a 16-bit ADC code times the vertical scale needs 16 significant bits and
+# float32 carries 24. Half the bytes of float64 is what brings a 10 M-point download within
+# reach of the plain-socket rate (io benchmark: the float64 output array — its allocation,
+# page faults and writes — cost more than receiving the block).
+VOLTS_DTYPE = np.float32
+
+
+def codes_to_volts(codes: np.ndarray, code_offset: float, volts_per_code: float,
+                   volts_offset: float, out: np.ndarray | None = None) -> np.ndarray:
+    """V = (code − code_offset) · volts_per_code + volts_offset, in place, in ``out``'s dtype.
+
+    One output array and no temporaries: on 10 M points each temporary costs a large
+    allocation and its page faults. Drivers pass an ``out`` array allocated (and its pages
+    touched) while the instrument was still preparing the block.
+    """
+    volts = np.empty(codes.shape, dtype=VOLTS_DTYPE) if out is None else out
+    # the int16 → float cast happens inside the subtraction: three passes, not four
+    np.subtract(codes, code_offset, out=volts, dtype=volts.dtype)
+    volts *= volts_per_code
+    volts += volts_offset
+    return volts
+
+
+def sample_times_s(n_points: int, reference_index: float, interval_s: float,
+                   reference_time_s: float) -> np.ndarray:
+    """t = (i − reference_index) · interval_s + reference_time_s for i = 0 … n−1, in place."""
+    t_s = np.arange(n_points, dtype=np.float64)
+    t_s -= reference_index
+    t_s *= interval_s
+    t_s += reference_time_s
+    return t_s
 
 
 class Oscilloscope(ScpiInstrument, ABC):
@@ -56,4 +139,4 @@ class Oscilloscope(ScpiInstrument, ABC):
     def read_waveform(self, channel: int) -> RawWaveform: ...
 
 
-__all__ = ["Oscilloscope", "RawWaveform"]
+__all__ = ["Oscilloscope", "RawWaveform", "ReadTiming", "codes_to_volts", "sample_times_s"]

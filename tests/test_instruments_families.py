@@ -1,0 +1,447 @@
+"""The second product family of each role, against in-test fake instruments.
+
+Keysight InfiniiVision scope, Chroma 61800 grid simulator, Chroma 62000P DC source and the
+Chroma 63800 AC load: the command sequences the manuals describe, preambles decoded with
+known answers, and limits refused before anything reaches the instrument. Also the fast
+socket path of the SCPI layer's block reader against the generic VISA path.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from instruments.ac_load import AcLoad, LoadProfile
+from instruments.errors import IdentityError, InstrumentError, LimitError
+from instruments.grid_simulator import GridSegment
+from instruments.registry import DRIVERS, driver_families, open_instrument
+from test_instruments import KNOWN_CODES, FakeInstrument, block, fakes, rm  # noqa: F401 (fixtures)
+
+KS_IDN = "KEYSIGHT TECHNOLOGIES,DSOX3034T,MY12345678,07.50.2021102830"
+CHROMA_GRID_IDN = "Chroma ATE,61845,618450001,1.00,1.01,1.02"
+CHROMA_DC_IDN = "Chroma ATE,62150P-1000-15,62150001,1.20"
+CHROMA_LOAD_IDN = "Chroma ATE,63803,638030001,1.00"
+
+# a 6-point WORD record: format 1, type 0, 6 points, count 1, xinc 1 µs, xorig −2 µs, xref 0,
+# yinc 1 mV, yorig 0.5 V, yref 10 (codes)
+KS_PREAMBLE = "+1,+0,+6,+1,+1.00000000E-06,-2.00000000E-06,+0,+1.00000000E-03,+5.00000000E-01,+10"
+
+
+def ks_replies(**overrides):
+    replies = {"*IDN?": KS_IDN, ":WAVEFORM:PREAMBLE?": KS_PREAMBLE, ":TER?": "+0",
+               ":ACQUIRE:POINTS?": "6", ":ACQUIRE:SRATE?": "+1.0E+06",
+               ":WAVEFORM:DATA?": block(KNOWN_CODES.tobytes())}
+    replies.update({k.upper(): v for k, v in overrides.items()})
+    return replies
+
+
+def _open(fakes, rm, role, driver, replies, **kwargs):
+    fake = fakes(replies)
+    instrument = open_instrument(role, driver, fake.resource, resource_manager=rm,
+                                 timeout_s=kwargs.pop("timeout_s", 0.5), **kwargs)
+    return fake, instrument
+
+
+# -- registry ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, role", [
+    ("keysight_infiniivision", "oscilloscope"), ("chroma_61800", "grid_simulator"),
+    ("chroma_62000p", "dc_source"), ("chroma_63800", "ac_load"),
+])
+def test_new_drivers_are_registered_with_role_and_identity_patterns(name, role):
+    assert DRIVERS[name].ROLE == role
+    family = driver_families()[name]
+    assert family["role"] == role and family["manufacturers"] and family["models"]
+
+
+def test_a_chroma_dc_source_at_the_grid_simulator_address_is_refused(fakes, rm):
+    fake = fakes({"*IDN?": CHROMA_DC_IDN})
+    with pytest.raises(IdentityError, match="62150P"):
+        open_instrument("grid_simulator", "chroma_61800", fake.resource, resource_manager=rm)
+
+
+def test_ac_load_driver_is_not_a_dc_source(rm):
+    with pytest.raises(InstrumentError, match="drives a ac_load, not a dc_source"):
+        open_instrument("dc_source", "chroma_63800", "TCPIP::127.0.0.1::5025::SOCKET",
+                        resource_manager=rm)
+
+
+# -- Keysight InfiniiVision --------------------------------------------------------------------
+
+def test_infiniivision_channel_count_comes_from_the_model(fakes, rm):
+    _, scope = _open(fakes, rm, "oscilloscope", "keysight_infiniivision", ks_replies())
+    assert scope.channel_count == 4
+    scope.close()
+    _, scope = _open(fakes, rm, "oscilloscope", "keysight_infiniivision",
+                     ks_replies(**{"*IDN?": "AGILENT TECHNOLOGIES,DSO-X 3012A,MY1,02.41"}))
+    assert scope.channel_count == 2
+    scope.close()
+
+
+def test_infiniivision_single_shot_sequence(fakes, rm):
+    fake, scope = _open(fakes, rm, "oscilloscope", "keysight_infiniivision",
+                        ks_replies(**{":OPERegister:CONDition?": ["+8", "+8", "+0"]}))
+    start = len(fake.settled())
+    scope.configure_channel(2, 2.0, offset_v=0.5)
+    scope.configure_acquisition(1e6, 100_000, 0.25)       # 0.1 s window → 10 ms/div
+    scope.trigger_external(level_v=1.5, slope="rise")
+    scope.arm_single()
+    assert scope.is_acquisition_complete() is False
+    assert scope.is_acquisition_complete() is False
+    assert scope.is_acquisition_complete() is True
+    sent = fake.settled()[start:]
+    expected = [":CHANnel2:PROBe 1", ":CHANnel2:SCALe 2", ":CHANnel2:OFFSet 0.5",
+                ":CHANnel2:DISPlay ON", ":ACQuire:TYPE NORMal", ":TIMebase:REFerence LEFT",
+                ":TIMebase:SCALe 0.01", ":TIMebase:POSition -0.025", ":TRIGger:MODE EDGE",
+                ":TRIGger:EDGE:SOURce EXTernal", ":TRIGger:EDGE:LEVel 1.5",
+                ":TRIGger:EDGE:SLOPe POSitive", ":TRIGger:SWEep NORMal", ":TER?", ":SINGle"]
+    positions = [sent.index(command) for command in expected]
+    assert positions == sorted(positions)                 # in the manual's order
+    assert "SYST:ERR?" in sent[sent.index(":TRIGger:SWEep NORMal"):]     # errors drained
+    scope.trigger_edge(3, -0.2, "fall")
+    sent = fake.settled()
+    assert ":TRIGger:EDGE:SOURce CHANnel3" in sent and ":TRIGger:EDGE:SLOPe NEGative" in sent
+    scope.close()
+
+
+def test_infiniivision_known_word_record_decodes_to_exact_volts_and_times(fakes, rm):
+    fake, scope = _open(fakes, rm, "oscilloscope", "keysight_infiniivision", ks_replies())
+    scope.configure_acquisition(1e6, 6 * 100, 0.0)        # asks RAW points for 600
+    wave = scope.read_waveform(4)
+    expected_volts = (KNOWN_CODES.astype(float) - 10) * 1e-3 + 0.5
+    np.testing.assert_allclose(wave.volts, expected_volts, rtol=1e-6)
+    np.testing.assert_array_equal(wave.t_s, np.arange(6) * 1e-6 - 2e-6)
+    assert wave.volts[-1] == (32767 - 10) * 1e-3 + 0.5
+    assert wave.sample_rate_hz == pytest.approx(1e6)
+    assert wave.trigger_index == 2 and wave.t_s[2] == 0.0
+    sent = fake.settled()
+    for command in (":WAVeform:SOURce CHANnel4", ":WAVeform:FORMat WORD",
+                    ":WAVeform:BYTeorder LSBFirst", ":WAVeform:UNSigned OFF",
+                    ":WAVeform:POINts:MODE RAW", ":WAVeform:POINts 600", ":WAVeform:DATA?"):
+        assert command in sent
+    assert sent.index(":WAVeform:PREamble?") < sent.index(":WAVeform:DATA?")
+    scope.close()
+
+
+def test_infiniivision_x_reference_shifts_the_time_axis(fakes, rm):
+    # xreference 3, xorigin +1 µs: point 3 is at +1 µs, so the trigger (t = 0) is point 2
+    preamble = "1,0,6,1,1.0E-6,1.0E-6,3,2.0E-3,-1.0,0"
+    _, scope = _open(fakes, rm, "oscilloscope", "keysight_infiniivision",
+                     ks_replies(**{":WAVeform:PREamble?": preamble}))
+    wave = scope.read_waveform(1)
+    np.testing.assert_allclose(wave.t_s, (np.arange(6) - 3) * 1e-6 + 1e-6, rtol=0, atol=1e-18)
+    assert wave.trigger_index == 2
+    np.testing.assert_allclose(wave.volts, KNOWN_CODES.astype(float) * 2e-3 - 1.0, rtol=1e-6)
+    scope.close()
+
+
+@pytest.mark.parametrize("preamble, complaint", [
+    ("0,0,6,1,1E-6,0,0,1E-3,0,0", "format = 0"),                  # BYTE while WORD was asked
+    ("1,0,0,1,1E-6,0,0,1E-3,0,0", "points = 0"),
+    ("1,0,6,1,0,0,0,1E-3,0,0", "xincrement"),
+    ("1,0,6,1,-1E-6,0,0,1E-3,0,0", "xincrement"),
+    ("1,0,6,1,1E-6,0,0,0,0,0", "yincrement = 0"),
+    ("1,0,6,1,1E-6,nan,0,1E-3,0,0", "not a finite number"),
+    ("1,0,6,1,1E-6,0,0,1E-3,0", "9 fields"),
+    ("1,0,6.5,1,1E-6,0,0,1E-3,0,0", "not an integer"),
+    ("1,0,7,1,1E-6,0,0,1E-3,0,0", "14 were expected"),            # block holds 6 points
+])
+def test_infiniivision_impossible_preamble_is_an_error(fakes, rm, preamble, complaint):
+    _, scope = _open(fakes, rm, "oscilloscope", "keysight_infiniivision",
+                     ks_replies(**{":WAVeform:PREamble?": preamble}))
+    with pytest.raises(InstrumentError, match=complaint):
+        scope.read_waveform(1)
+    scope.close()
+
+
+def test_infiniivision_argument_checks_send_nothing(fakes, rm):
+    fake, scope = _open(fakes, rm, "oscilloscope", "keysight_infiniivision", ks_replies())
+    before = fake.settled()
+    with pytest.raises(LimitError, match="channel 5"):
+        scope.configure_channel(5, 1.0)
+    with pytest.raises(LimitError, match="pretrigger_fraction"):
+        scope.configure_acquisition(1e6, 10_000, -0.1)
+    with pytest.raises(LimitError, match="sample_rate_hz"):
+        scope.configure_acquisition(0.0, 10_000, 0.1)
+    with pytest.raises(LimitError, match="timebase_scale"):
+        scope.configure_acquisition(1.0, 1_000_000, 0.1)         # 100 000 s/div
+    with pytest.raises(LimitError, match="slope"):
+        scope.trigger_edge(1, 0.0, "sideways")
+    with pytest.raises(LimitError, match="probe_ratio"):
+        scope.configure_channel(1, 1.0, probe_ratio=1e6)
+    assert fake.settled() == before
+    scope.close()
+
+
+# -- Chroma 61800 ------------------------------------------------------------------------------
+
+def test_chroma_grid_nominal_sequence(fakes, rm):
+    fake, grid = _open(fakes, rm, "grid_simulator", "chroma_61800", {"*IDN?": CHROMA_GRID_IDN},
+                       options={"current_limit_a": 350.0, "voltage_slew_v_per_ms": 0})
+    start = len(fake.settled())
+    grid.configure_nominal(277.1, 60.0)
+    grid.output_on()
+    sent = fake.settled()[start:]
+    assert sent[:11] == ["TRIG OFF", "INST:PHAS THREE", "INST:COUP ALL", "OUTP:MODE FIXED",
+                         "SOUR:FREQ 60", "SOUR:VOLT:LEV:IMM:AMPL:AC 277.1", "SOUR:PHASE:P12 120",
+                         "SOUR:PHASE:P13 240", "SOUR:CURR:LIM 350", "OUTP:SLEW:VOLT:AC 0",
+                         "SYST:ERR?"]
+    assert sent[-3:] == ["OUTP:RELAY ON", "OUTP:STATE ON", "SYST:ERR?"]
+    grid.close()
+
+
+def test_chroma_grid_list_transient_sequence(fakes, rm):
+    fake, grid = _open(fakes, rm, "grid_simulator", "chroma_61800", {"*IDN?": CHROMA_GRID_IDN})
+    start = len(fake.settled())
+    grid.program_transient([GridSegment(0.1, (138.5,) * 3, 60.0),
+                            GridSegment(0.5, (277.0,) * 3, 60.0)])
+    grid.start_transient()
+    sent = fake.settled()[start:]
+    assert sent == ["TRIG OFF", "OUTP:MODE FIXED", "INST:COUP ALL", "LIST:POINT 2", "LIST:COUNT 1",
+                    "LIST:BASE TIME", "LIST:DWEL 100,500", "LIST:SHAPE A,A",
+                    "LIST:FREQ:STAR 60,60", "LIST:FREQ:END 60,60",
+                    "LIST:VOLT:AC:STAR 138.5,277", "LIST:VOLT:AC:END 138.5,277",
+                    "OUTP:MODE LIST", "SYST:ERR?", "TRIG ON", "SYST:ERR?"]
+    grid.close()
+
+
+def test_chroma_grid_unbalanced_list_and_dialect_options(fakes, rm):
+    fake, grid = _open(fakes, rm, "grid_simulator", "chroma_61800", {"*IDN?": CHROMA_GRID_IDN},
+                       options={"list_dwell_unit": "s", "list_trigger_command": "TRIG:STATE ON",
+                                "send_list_point_count": False})
+    start = len(fake.settled())
+    grid.program_transient([GridSegment(0.25, (277.0, 277.0, 277.0), 60.0),
+                            GridSegment(0.15, (138.5, 277.0, 277.0), 59.5)])
+    grid.start_transient()
+    sent = fake.settled()[start:]
+    assert "LIST:DWEL 0.25,0.15" in sent and not any(c.startswith("LIST:POINT") for c in sent)
+    assert "LIST:FREQ:STAR 60,59.5" in sent
+    i = sent.index("INST:COUP NONE")
+    assert sent[i:i + 10] == ["INST:COUP NONE",
+                              "INST:NSEL 1", "LIST:VOLT:AC:STAR 277,138.5", "LIST:VOLT:AC:END 277,138.5",
+                              "INST:NSEL 2", "LIST:VOLT:AC:STAR 277,277", "LIST:VOLT:AC:END 277,277",
+                              "INST:NSEL 3", "LIST:VOLT:AC:STAR 277,277", "LIST:VOLT:AC:END 277,277"]
+    assert "TRIG:STATE ON" in sent
+    grid.close()
+
+
+def test_chroma_grid_limits_refused_before_anything_is_sent(fakes, rm):
+    fake, grid = _open(fakes, rm, "grid_simulator", "chroma_61800", {"*IDN?": CHROMA_GRID_IDN},
+                       limits={"max_voltage_ln_v": 290.0, "max_current_a": 400.0})
+    before = fake.settled()
+    with pytest.raises(LimitError, match="segment 2 phase C.*max_voltage_ln_v"):
+        grid.program_transient([GridSegment(0.1, (277.0,) * 3, 60.0),
+                                GridSegment(0.1, (277.0, 277.0, 295.0), 60.0)])
+    with pytest.raises(LimitError, match="instrument range 0 … 300 V"):
+        grid.set_voltage_ln_v(310.0, phase="B")
+    with pytest.raises(LimitError, match="instrument range"):
+        grid.set_frequency_hz(20.0)                            # below the 61800's 30 Hz
+    with pytest.raises(LimitError, match="duration_s"):
+        grid.program_transient([GridSegment(0.0, (277.0,) * 3, 60.0)])
+    with pytest.raises(LimitError, match="101 segments"):
+        grid.program_transient([GridSegment(0.1, (277.0,) * 3, 60.0)] * 101)
+    with pytest.raises(LimitError, match="phase 'D'"):
+        grid.set_voltage_ln_v(230.0, phase="D")
+    assert fake.settled() == before
+    with pytest.raises(LimitError, match="list_dwell_unit"):
+        _open(fakes, rm, "grid_simulator", "chroma_61800", {"*IDN?": CHROMA_GRID_IDN},
+              options={"list_dwell_unit": "minutes"})
+    grid.close()
+
+
+def test_chroma_grid_measures_each_phase(fakes, rm):
+    selected = {"phase": 1}
+
+    def select(command: str) -> None:
+        selected["phase"] = int(command.split()[-1])
+
+    fake, grid = _open(fakes, rm, "grid_simulator", "chroma_61800", {
+        "*IDN?": CHROMA_GRID_IDN, "INST:NSEL 1": select, "INST:NSEL 2": select,
+        "INST:NSEL 3": select,
+        "FETC:VOLT:AC?": lambda _: f"{276 + selected['phase']:.1f}",
+        "FETC:CURR:AC?": lambda _: f"{10 * selected['phase']:.1f}",
+        "FETC:POW:AC?": lambda _: "2000.0", "FETC:FREQ?": "59.98"})
+    reading = grid.measure()
+    assert reading.v_ln_rms_v == (277.0, 278.0, 279.0) and reading.i_rms_a == (10.0, 20.0, 30.0)
+    assert reading.p_total_w == 6000.0 and reading.freq_hz == 59.98
+    sent = fake.settled()
+    assert sent[sent.index("INST:NSEL 3") + 4] == "INST:COUP ALL"          # coupled again
+    grid.close()
+
+
+# -- Chroma 62000P ------------------------------------------------------------------------------
+
+def test_chroma_dc_sequence(fakes, rm):
+    fake, dc = _open(fakes, rm, "dc_source", "chroma_62000p",
+                     {"*IDN?": CHROMA_DC_IDN, "FETC:VOLT?": "899.8", "FETC:CURR?": "-0.2"},
+                     limits={"max_dc_voltage_v": 1000.0, "max_dc_current_a": 15.0},
+                     options={"rated_voltage_v": 1000.0, "rated_current_a": 15.0,
+                              "overvoltage_protection_v": 980.0})
+    sent = fake.settled()
+    assert sent[:5] == ["*IDN?", "*CLS", "CONF:REM ON", "SOUR:VOLT:PROT:HIGH 980", "SYST:ERR?"]
+    start = len(sent)
+    dc.set_current_limits_a(12.0, 0.0)
+    dc.set_voltage_v(900.0)
+    dc.output_on()
+    assert dc.measure_voltage_v() == 899.8 and dc.measure_current_a() == -0.2
+    sent = fake.settled()[start:]
+    assert sent == ["SOUR:CURR:LIM:HIGH 12", "SOUR:CURR:LIM:LOW 0", "SOUR:CURR 12", "SYST:ERR?",
+                    "SOUR:VOLT 900", "SYST:ERR?", "CONF:OUTP ON", "SYST:ERR?",
+                    "FETC:VOLT?", "FETC:CURR?"]
+    dc.close()
+
+
+def test_chroma_dc_refuses_sinking_unless_the_bench_says_it_can(fakes, rm):
+    fake, dc = _open(fakes, rm, "dc_source", "chroma_62000p", {"*IDN?": CHROMA_DC_IDN},
+                     limits={"max_dc_voltage_v": 1000.0, "max_dc_current_a": 350.0})
+    before = fake.settled()
+    with pytest.raises(LimitError, match="cannot absorb current"):
+        dc.set_current_limits_a(10.0, 5.0)
+    with pytest.raises(LimitError, match="max_dc_voltage_v"):
+        dc.set_voltage_v(1100.0)
+    with pytest.raises(LimitError, match="max_dc_current_a"):
+        dc.set_current_limits_a(360.0, 0.0)
+    assert fake.settled() == before
+    dc.close()
+    fake, dc = _open(fakes, rm, "dc_source", "chroma_62000p", {"*IDN?": CHROMA_DC_IDN},
+                     options={"sink_capable": True, "rated_current_a": 300.0})
+    dc.set_current_limits_a(250.0, 200.0)
+    assert "SOUR:CURR:LIM:LOW -200" in fake.settled()
+    dc.close()
+
+
+def test_chroma_dc_overvoltage_protection_above_the_safety_limit_is_refused_at_open(fakes, rm):
+    fake = fakes({"*IDN?": CHROMA_DC_IDN})
+    with pytest.raises(LimitError, match="max_dc_voltage_v"):
+        open_instrument("dc_source", "chroma_62000p", fake.resource, resource_manager=rm,
+                        limits={"max_dc_voltage_v": 1000.0},
+                        options={"overvoltage_protection_v": 1050.0})
+    assert not any(line.startswith("SOUR:VOLT:PROT") for line in fake.settled())
+
+
+# -- Chroma 63800 AC load ---------------------------------------------------------------------------
+
+def test_load_profile_shape_checks():
+    profile = LoadProfile.build([0.0, 0.2, 0.5], [1000.0, 3000.0, 500.0])
+    assert profile.dwells_s == pytest.approx((0.2, 0.3, 0.3))
+    assert LoadProfile.build([0.0], [10.0]).dwells_s == (1.0,)
+    for times, powers in (([0.1, 0.2], [1, 2]), ([0.0, 0.0], [1, 2]), ([0.0], [1, 2]), ([], [])):
+        with pytest.raises(ValueError):
+            LoadProfile.build(times, powers)
+
+
+def test_chroma_load_constant_power_and_current(fakes, rm):
+    fake, load = _open(fakes, rm, "ac_load", "chroma_63800", {
+        "*IDN?": CHROMA_LOAD_IDN, "MEAS:VOLT?": "277.0", "MEAS:CURR?": "5.4",
+        "MEAS:POW?": "1496.0", "MEAS:FREQ?": "60.0"})
+    assert isinstance(load, AcLoad) and load.power_span_w == (0.0, 3600.0)   # 63803 rating
+    start = len(fake.settled())
+    load.set_constant_power_w(1500.0)
+    load.load_on()
+    reading = load.measure()
+    load.set_constant_current_a(10.0)
+    sent = fake.settled()[start:]
+    assert sent[:2] == ["MODE POW", "POW 1500"]
+    assert "LOAD ON" in sent and sent[-3:-1] == ["MODE CURR", "CURR 10"]
+    assert reading.p_w == 1496.0 and reading.v_rms_v == 277.0 and reading.freq_hz == 60.0
+    load.close()
+
+
+def test_chroma_load_profile_sequence(fakes, rm):
+    fake, load = _open(fakes, rm, "ac_load", "chroma_63800", {"*IDN?": CHROMA_LOAD_IDN})
+    start = len(fake.settled())
+    load.program_profile([0.0, 0.2, 0.5], [1000.0, 3000.0, 500.0], end_s=1.0, repeat=5)
+    load.start_profile()
+    load.stop_profile()
+    sent = fake.settled()[start:]
+    assert sent == ["LIST:STAT OFF", "MODE POW", "LIST:DWEL 0.2,0.3,0.5", "LIST:POW 1000,3000,500",
+                    "LIST:COUN 5", "SYST:ERR?", "LIST:STAT ON", "SYST:ERR?", "LIST:STAT OFF",
+                    "SYST:ERR?"]
+    load.close()
+
+
+def test_chroma_load_limits_refused_before_anything_is_sent(fakes, rm):
+    fake, load = _open(fakes, rm, "ac_load", "chroma_63800", {"*IDN?": CHROMA_LOAD_IDN},
+                       limits={"max_ac_load_power_w": 2500.0, "max_current_a": 30.0})
+    before = fake.settled()
+    with pytest.raises(LimitError, match="max_ac_load_power_w"):
+        load.set_constant_power_w(3000.0)
+    with pytest.raises(LimitError, match="instrument range"):
+        load.set_constant_current_a(40.0)                       # 63803: 36 A
+    with pytest.raises(LimitError, match="point 2 p_w"):
+        load.program_profile([0.0, 0.1], [1000.0, 2600.0])
+    with pytest.raises(LimitError, match="increase strictly"):
+        load.program_profile([0.0, 0.3, 0.2], [1.0, 2.0, 3.0])
+    with pytest.raises(LimitError, match="101 profile points"):
+        load.program_profile([0.01 * k for k in range(101)], [10.0] * 101)
+    assert fake.settled() == before
+    load.close()
+
+
+def test_chroma_load_profile_dialect_can_be_overridden(fakes, rm):
+    fake, load = _open(fakes, rm, "ac_load", "chroma_63800", {"*IDN?": CHROMA_LOAD_IDN},
+                       options={"profile_commands": {"start": "SEQ:RUN", "stop": "SEQ:STOP"}})
+    load.program_profile([0.0], [100.0])
+    load.start_profile()
+    sent = fake.settled()
+    assert "SEQ:STOP" in sent and "SEQ:RUN" in sent and "LIST:POW 100" in sent
+    load.close()
+
+
+# -- safe states ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("driver, role, idn, commands", [
+    ("chroma_61800", "grid_simulator", CHROMA_GRID_IDN, ["TRIG OFF", "OUTP:STATE OFF"]),
+    ("chroma_62000p", "dc_source", CHROMA_DC_IDN, ["CONF:OUTP OFF"]),
+    ("keysight_infiniivision", "oscilloscope", KS_IDN, [":STOP"]),
+    ("chroma_63800", "ac_load", CHROMA_LOAD_IDN, ["LIST:STAT OFF", "LOAD OFF"]),
+])
+def test_new_safe_states_are_idempotent_and_survive_a_dead_link(fakes, rm, driver, role, idn,
+                                                                commands):
+    fake = fakes({"*IDN?": idn})
+    instrument = open_instrument(role, driver, fake.resource, resource_manager=rm, timeout_s=0.5)
+    instrument.safe_state()
+    instrument.safe_state()
+    sent = fake.settled()
+    for command in commands:
+        assert sent.count(command) == 2
+    fake.stop()
+    time.sleep(0.05)
+    instrument.safe_state()                                    # logs, does not raise
+    instrument.close()
+
+
+# -- the block reader's two paths -------------------------------------------------------------------
+
+@pytest.mark.parametrize("socket_reads, path", [(True, "socket"), (False, "visa")])
+def test_large_block_is_exact_through_both_read_paths(fakes, rm, socket_reads, path):
+    codes = (np.arange(1_500_000) % 65536 - 32768).astype("<i2")   # every code, 0x0A included
+    fake = fakes({"*IDN?": CHROMA_DC_IDN, "DATA?": block(codes.tobytes())})
+    dc = open_instrument("dc_source", "chroma_62000p", fake.resource, resource_manager=rm,
+                         options={"socket_block_reads": socket_reads})
+    data = dc.query_block("DATA?", expected_bytes=codes.nbytes)
+    np.testing.assert_array_equal(np.frombuffer(data, dtype="<i2"), codes)
+    assert dc.last_block_transfer.path == path and dc.last_block_transfer.n_bytes == codes.nbytes
+    assert dc.query_float("*OPC?") == 1.0                      # in step afterwards
+    dc.close()
+
+
+def test_truncated_block_on_the_socket_path_says_how_many_bytes_arrived(fakes, rm):
+    fake = fakes({"*IDN?": CHROMA_DC_IDN, "DATA?": b"#212" + KNOWN_CODES.tobytes()[:7]})
+    dc = open_instrument("dc_source", "chroma_62000p", fake.resource, resource_manager=rm,
+                         timeout_s=0.3)
+    with pytest.raises(InstrumentError, match="announced 12 bytes; the instrument went silent "
+                                              "after 7 of them"):
+        dc.query_block("DATA?")
+    dc.close()
+
+
+def test_block_terminator_missing_on_the_socket_path(fakes, rm):
+    fake = fakes({"*IDN?": CHROMA_DC_IDN, "DATA?": block(KNOWN_CODES.tobytes(), terminator=b"")})
+    dc = open_instrument("dc_source", "chroma_62000p", fake.resource, resource_manager=rm,
+                         timeout_s=0.3)
+    with pytest.raises(InstrumentError, match="not followed by its newline terminator"):
+        dc.query_block("DATA?")
+    dc.close()
