@@ -5,6 +5,11 @@ API for the pytest plugin. Every server listens on loopback (port chosen by the 
 the user binds elsewhere explicitly. The endpoints document (JSON) tells clients where
 everything is; it is written atomically once every server listens.
 
+Which instrument twin serves a role follows the bench file: each role's `driver` names a
+product family, and `TWINS` maps that name to the simulated instrument of the same family
+(strings only: the simulator never imports the drivers). A role whose driver has no twin
+is refused before anything starts (exit status 2), naming the role and the driver.
+
 Time: by default a background task advances the plant to follow the wall clock in ~10 ms
 steps, so an interactive pyvisa session or a SCADA client sees a live bench. With
 `lockstep`, plant time moves only when the control endpoint's `advance` op asks.
@@ -19,22 +24,76 @@ import logging
 import os
 import signal
 import sys
+import importlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from bench.sim.control import ControlHooks, ControlServer
-from bench.sim.scpi.ametek_mx import AmetekMx
-from bench.sim.scpi.keysight_rp7900 import KeysightRp7900
-from bench.sim.scpi.server import ScpiServer
-from bench.sim.scpi.tektronix_mso import DEFAULT_WIRING, ProbeWiring, TektronixMso
+from bench.sim.scpi.server import ScpiInstrument, ScpiServer
+from bench.sim.scpi.tektronix_mso import ProbeWiring
 
 log = logging.getLogger(__name__)
 
 PACE_STEP_S = 0.01  # real-time pacing granularity (wall clock)
 PACE_MAX_CATCH_UP_S = 0.25  # beyond this lag, plant time slips instead of racing to catch up
 PCS_DEVICE_ID = 1
+
+
+@dataclass(frozen=True)
+class TwinSpec:
+    """The simulated instrument behind a driver name: its role and where its class lives."""
+
+    role: str
+    module: str
+    class_name: str
+
+    def load(self) -> type:
+        return getattr(importlib.import_module(self.module), self.class_name)
+
+
+# driver name (as bench files spell it) → the twin of the same product family
+TWINS: dict[str, TwinSpec] = {
+    "ametek_mx": TwinSpec("grid_simulator", "bench.sim.scpi.ametek_mx", "AmetekMx"),
+    "chroma_61800": TwinSpec("grid_simulator", "bench.sim.scpi.chroma_61800", "Chroma61800"),
+    "keysight_rp7900": TwinSpec("dc_source", "bench.sim.scpi.keysight_rp7900", "KeysightRp7900"),
+    "chroma_62000p": TwinSpec("dc_source", "bench.sim.scpi.chroma_62000p", "Chroma62000P"),
+    "tektronix_mso5": TwinSpec("oscilloscope", "bench.sim.scpi.tektronix_mso", "TektronixMso"),
+    "keysight_infiniivision": TwinSpec("oscilloscope", "bench.sim.scpi.keysight_infiniivision",
+                                       "KeysightInfiniiVision"),
+}
+
+DEFAULT_INSTRUMENTS: dict[str, str] = {
+    "grid_simulator": "ametek_mx",
+    "dc_source": "keysight_rp7900",
+    "oscilloscope": "tektronix_mso5",
+}
+ROLE_ORDER = ("grid_simulator", "dc_source", "oscilloscope", "ac_load", "power_analyzer")
+
+
+class NoTwinError(ValueError):
+    """A bench file names an instrument the virtual bench cannot simulate."""
+
+
+def resolve_twins(instruments: Mapping[str, str]) -> dict[str, TwinSpec]:
+    """role → twin for a bench's role → driver map; NoTwinError names every role refused."""
+    problems, twins = [], {}
+    for role, driver in instruments.items():
+        spec = TWINS.get(driver)
+        if spec is None:
+            problems.append(f"role {role!r}: driver {driver!r} has no simulated twin "
+                            f"(twins exist for: {', '.join(sorted(TWINS))})")
+        elif spec.role != role:
+            problems.append(f"role {role!r}: driver {driver!r} is a {spec.role.replace('_', ' ')}")
+        else:
+            twins[role] = spec
+    for role in DEFAULT_INSTRUMENTS:
+        if role not in instruments:
+            problems.append(f"role {role!r}: missing (the virtual bench needs one)")
+    if problems:
+        raise NoTwinError("virtual bench: " + "; ".join(problems))
+    return twins
 
 
 @dataclass
@@ -44,9 +103,9 @@ class RunningBench:
     plant: Any
     lockstep: bool
     host: str
-    grid_simulator: AmetekMx
-    dc_source: KeysightRp7900
-    oscilloscope: TektronixMso
+    grid_simulator: Any
+    dc_source: Any
+    oscilloscope: Any
     scpi_servers: dict[str, ScpiServer]
     control: ControlServer | None = None
     pcs_server: Any | None = None
@@ -97,27 +156,49 @@ def _build_plant(plant_config: Any) -> Any:
     return Plant(plant_config)
 
 
-async def start_bench(plant_or_config: Any, *, lockstep: bool = True, host: str = "127.0.0.1",
-                      scope_wiring: dict[int, ProbeWiring] | None = None) -> RunningBench:
-    """Start every server of the virtual bench; returns once all of them listen."""
-    plant = plant_or_config if hasattr(plant_or_config, "advance") else _build_plant(plant_or_config)
+def build_twins(plant: Any, instruments: Mapping[str, str],
+                scope_wiring: dict[int, ProbeWiring] | None = None) -> dict[str, ScpiInstrument]:
+    """The simulated instruments for a role → driver map, wired together like the bench."""
+    twins = resolve_twins(instruments)
     config = getattr(plant, "config", None)
     grid_config = getattr(config, "grid", None)
     nominal_v_ln_v = getattr(grid_config, "v_ll_nom_v", 480.0) / 3**0.5
     nominal_freq_hz = getattr(grid_config, "f_nom_hz", 60.0)
     ring_s = getattr(config, "ring_s", 30.0)
+    built: dict[str, ScpiInstrument] = {}
+    for role in sorted(twins, key=lambda r: ROLE_ORDER.index(r) if r in ROLE_ORDER else len(ROLE_ORDER)):
+        cls = twins[role].load()
+        if role == "grid_simulator":
+            built[role] = cls(plant, nominal_v_ln_v=nominal_v_ln_v, nominal_freq_hz=nominal_freq_hz)
+        elif role == "oscilloscope":
+            # each scope twin carries the bench's probe wiring for its channel count
+            # (8 channels: PCC voltages, PCS currents, vdc, grid current; 4: voltages + PCS ia)
+            built[role] = cls(plant, ring_s=ring_s, wiring=scope_wiring)
+        else:
+            built[role] = cls(plant)
+    # the grid simulator's trigger output is cabled to the scope's external trigger input
+    # (AUX on the Tektronix, EXTernal on the InfiniiVision)
+    grid_simulator, oscilloscope = built.get("grid_simulator"), built.get("oscilloscope")
+    if grid_simulator is not None and oscilloscope is not None:
+        grid_simulator.trigger_output_listeners.append(oscilloscope.external_trigger_input)
+    return built
 
-    grid_simulator = AmetekMx(plant, nominal_v_ln_v=nominal_v_ln_v, nominal_freq_hz=nominal_freq_hz)
-    dc_source = KeysightRp7900(plant)
-    oscilloscope = TektronixMso(plant, ring_s=ring_s, wiring=scope_wiring or DEFAULT_WIRING)
-    # the grid simulator's trigger output is cabled to the scope's AUX trigger input
-    grid_simulator.trigger_output_listeners.append(oscilloscope.aux_input)
 
-    scpi_servers = {
-        "grid_simulator": await ScpiServer(grid_simulator).start(host),
-        "dc_source": await ScpiServer(dc_source).start(host),
-        "oscilloscope": await ScpiServer(oscilloscope).start(host),
-    }
+async def start_bench(plant_or_config: Any, *, lockstep: bool = True, host: str = "127.0.0.1",
+                      scope_wiring: dict[int, ProbeWiring] | None = None,
+                      instruments: Mapping[str, str] | None = None) -> RunningBench:
+    """Start every server of the virtual bench; returns once all of them listen.
+
+    `instruments` maps role → driver name as a bench file does (default: AMETEK MX, Keysight
+    RP7900, Tektronix MSO 5); NoTwinError if a driver has no twin.
+    """
+    role_drivers = dict(instruments or DEFAULT_INSTRUMENTS)
+    resolve_twins(role_drivers)  # refuse before the plant is built
+    plant = plant_or_config if hasattr(plant_or_config, "advance") else _build_plant(plant_or_config)
+    built = build_twins(plant, role_drivers, scope_wiring)
+    scpi_servers = {role: await ScpiServer(instrument).start(host) for role, instrument in built.items()}
+    grid_simulator, dc_source, oscilloscope = (built.get(r) for r in ("grid_simulator", "dc_source",
+                                                                        "oscilloscope"))
 
     pcs_server, pcs_missing_reason = None, ""
     try:
@@ -184,9 +265,10 @@ def describe_endpoints(bench: RunningBench) -> str:
 
 
 async def serve(plant_config: Any, *, lockstep: bool, host: str = "127.0.0.1",
-                endpoints_file: Path | None = None, announce: bool = True) -> None:
+                endpoints_file: Path | None = None, announce: bool = True,
+                instruments: Mapping[str, str] | None = None) -> None:
     """Run the bench until SIGINT/SIGTERM or the control endpoint's shutdown op."""
-    bench = await start_bench(plant_config, lockstep=lockstep, host=host)
+    bench = await start_bench(plant_config, lockstep=lockstep, host=host, instruments=instruments)
     loop = asyncio.get_running_loop()
     installed: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -231,6 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def plant_config_from_args(args: argparse.Namespace) -> Any:
+    return bench_from_args(args)[0]
+
+
+def bench_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
+    """(plant config, role → driver name) from the command line's bench file or defaults."""
     from dataclasses import replace
 
     if args.bench is not None:
@@ -238,13 +325,16 @@ def plant_config_from_args(args: argparse.Namespace) -> Any:
             from bench.config import load_bench, virtual_plant_config
         except ImportError as error:
             raise ValueError(f"--bench needs bench.config, which is not available ({error})") from error
-        return virtual_plant_config(load_bench(args.bench), extra_defects=tuple(args.defect))
+        bench = load_bench(args.bench)
+        instruments = {role: entry.driver for role, entry in bench.instruments.items()}
+        resolve_twins(instruments)  # refuse a bench the simulator cannot serve, before any work
+        return virtual_plant_config(bench, extra_defects=tuple(args.defect)), instruments
     from bench.sim.plant import PlantConfig
 
     config = PlantConfig()
     if args.defect:
         config = replace(config, defects=tuple(config.defects) + tuple(args.defect))
-    return config
+    return config, dict(DEFAULT_INSTRUMENTS)
 
 
 def list_defects() -> str:
@@ -262,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         print(list_defects())
         return 0
     try:
-        config = plant_config_from_args(args)
+        config, instruments = bench_from_args(args)
         plant = _build_plant(config)
     except ValueError as error:  # bad settings, unknown defect: one clear line, status 2
         print(f"error: {error}", file=sys.stderr)
@@ -273,7 +363,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         raise
     try:
-        asyncio.run(serve(plant, lockstep=args.lockstep, host=args.host, endpoints_file=args.endpoints_file))
+        asyncio.run(serve(plant, lockstep=args.lockstep, host=args.host, endpoints_file=args.endpoints_file,
+                          instruments=instruments))
     except KeyboardInterrupt:  # Ctrl-C before the signal handler was installed
         pass
     return 0

@@ -274,7 +274,7 @@ class Call:
         raise illegal_parameter(f"{self.header} {self.args[index]}")
 
 
-Handler = Callable[[Call], "str | bytes | None"]
+Handler = Callable[[Call], "str | bytes | bytearray | memoryview | None"]
 
 
 @dataclass(frozen=True)
@@ -370,8 +370,14 @@ class ScpiInstrument:
             self.event_status |= ESR_QUERY_ERROR
         log.debug("%s error %s", self.model, error.queue_text)
 
+    def format_error(self, error: ScpiError) -> str:
+        """One `SYSTem:ERRor?` answer; families differ in style (details, a `+` sign)."""
+        return error.queue_text
+
+    no_error_text = '0,"No error"'
+
     def _next_error(self, call: Call) -> str:
-        return self.errors.popleft().queue_text if self.errors else '0,"No error"'
+        return self.format_error(self.errors.popleft()) if self.errors else self.no_error_text
 
     # --- IEEE 488.2 common commands ----------------------------------------------------
     def _add_common_commands(self) -> None:
@@ -414,6 +420,15 @@ class ScpiInstrument:
     # --- program message execution -----------------------------------------------------
     def execute(self, message: str) -> bytes | None:
         """Run one program message (one line); return the response bytes or None."""
+        chunks = self.execute_chunks(message)
+        return b"".join(chunks) if chunks else None
+
+    def execute_chunks(self, message: str) -> list[bytes]:
+        """Run one program message; the response as chunks to write in order (empty: none).
+
+        A large binary block stays one chunk of its own, never copied into a joined
+        message: a 10 M-point record is 20 MB, and each copy costs time the client sees.
+        """
         responses: list[bytes] = []
         path_prefix: list[str] = []
         for unit in _split_message_units(message):
@@ -448,7 +463,7 @@ class ScpiInstrument:
                 call = Call(header_text, path, args, suffixes, is_query)
                 if is_query:
                     result = command.query(call)  # type: ignore[misc]
-                    if isinstance(result, bytes):
+                    if isinstance(result, (bytes, bytearray, memoryview)):
                         responses.append(result)
                     elif result is not None:
                         responses.append(self.format_response(call, result).encode())
@@ -462,8 +477,16 @@ class ScpiInstrument:
                 log.exception("%s: command %r failed", self.model, unit)
                 self.push_error(ScpiError(-300, "Device-specific error", type(error).__name__))
         if not responses:
-            return None
-        return b";".join(responses) + b"\n"
+            return []
+        chunks: list[bytes] = []
+        for index, response in enumerate(responses):
+            if index:
+                chunks.append(b";")  # response message units are separated by `;`
+            chunks.append(response)
+        chunks.append(b"\n")
+        if sum(len(c) for c in chunks) < 65536:
+            return [b"".join(chunks)]  # small answers go out as one segment
+        return chunks
 
 
 def _split_message_units(message: str) -> list[str]:
@@ -536,9 +559,12 @@ class ScpiServer:
                 if not line:
                     break
                 message = line.decode("latin-1").rstrip("\r\n")
-                response = self.instrument.execute(message)
-                if response is not None:
-                    writer.write(response)
+                chunks = self.instrument.execute_chunks(message)
+                if chunks:
+                    # a block is written whole in one call (the transport sends what the
+                    # kernel takes at once and queues the rest without slicing it up)
+                    for chunk in chunks:
+                        writer.write(chunk)
                     await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             pass

@@ -19,6 +19,13 @@ pre-trigger part (TRIGger:STATE? ARMED, triggers ignored), then waits for a trig
 (READY), then fills the post-trigger part (TRIGGER); the record completes once plant
 time has passed its end. With `TRIGger:A:MODe AUTO` (the *RST state, as on the real
 instrument) a missing trigger is forced after a timeout: plans must select NORMal.
+
+Limits (each refused with a SCPI error naming it): record length 1 000 to 62.5 M points
+(`HORizontal:MODE:RECOrdlength`, -222; the MSO58's standard memory), and a record that
+spans more than 90 % of the plant's ring buffer (30 s by default) cannot be armed (-221 at
+`ACQuire:STATE ON`). A 10 M-point record (1 MSa/s × 10 s, 2 MSa/s × 5 s) is served from
+the plant's 20 kSa/s ring; its 16-bit `CURVe?` block (20 MB) is encoded once per capture,
+channel and format and then sent from a cache, one write per block.
 """
 
 from __future__ import annotations
@@ -35,10 +42,11 @@ from bench.sim.scpi.server import (
     CommandTable,
     ScpiError,
     ScpiInstrument,
-    definite_length_block,
+    data_out_of_range,
     format_nr3,
     settings_conflict,
 )
+from bench.sim.scpi.waveform_codes import BlockCache, CodeScale, SampleClock, encode_block
 
 if TYPE_CHECKING:
     from bench.sim.plant import Plant
@@ -172,6 +180,52 @@ log = logging.getLogger(__name__)
 SCAN_INTERVAL_S = 0.02  # how often (plant time) an armed scope looks for its trigger
 
 
+def scan_for_edge(plant: "Plant", acquisition: Acquisition, wiring: ProbeWiring, level_v: float,
+                  slope: str, now_s: float) -> None:
+    """Look for an edge crossing of `level_v` (volts at the input) in the plant samples
+    recorded since the last scan; sets `acquisition.trigger_t_s` (interpolated) if found.
+    `slope` is RISE, FALL or EITHER."""
+    dt_s = plant.dt_s
+    first_index = math.ceil(acquisition.scan_from_t_s / dt_s - 1e-9)
+    last_index = math.floor((now_s - dt_s) / dt_s + 1e-9)
+    if last_index < first_index:
+        return
+    samples = plant.read_ring([wiring.signal], first_index * dt_s, last_index - first_index + 1)[0]
+    volts = samples / wiring.attenuation
+    previous = np.concatenate(([volts[0] if acquisition.last_level_sample is None
+                                else acquisition.last_level_sample], volts[:-1]))
+    rising = (previous < level_v) & (volts >= level_v)
+    falling = (previous > level_v) & (volts <= level_v)
+    crossings = {"RISE": rising, "FALL": falling, "EITHER": rising | falling}[slope]
+    hits = np.flatnonzero(crossings)
+    if hits.size:
+        k = int(hits[0])
+        before, after = previous[k], volts[k]
+        fraction = (level_v - before) / (after - before) if after != before else 1.0
+        acquisition.trigger_t_s = (first_index + k - 1 + fraction) * dt_s
+    acquisition.last_level_sample = float(volts[-1])
+    acquisition.scan_from_t_s = (last_index + 1) * dt_s
+
+
+def record_capture(plant: "Plant", acquisition: Acquisition, wiring: dict[int, ProbeWiring],
+                   channels: dict[int, ChannelSetup]) -> Capture:
+    """The plant samples spanning a triggered acquisition's record, at the inputs."""
+    dt_s = plant.dt_s
+    trigger_t_s = acquisition.trigger_t_s
+    assert trigger_t_s is not None
+    first_t_s = trigger_t_s - acquisition.pretrigger_points / acquisition.sample_rate_hz
+    last_t_s = first_t_s + (acquisition.record_length - 1) / acquisition.sample_rate_hz
+    first_index = max(0, math.floor(first_t_s / dt_s + 1e-9))
+    last_index = math.ceil(last_t_s / dt_s - 1e-9)
+    names = [wiring[ch].signal for ch in sorted(wiring)]
+    samples = plant.read_ring(names, first_index * dt_s, last_index - first_index + 1)
+    inputs = {ch: samples[i] / wiring[ch].attenuation for i, ch in enumerate(sorted(wiring))}
+    return Capture(trigger_t_s=trigger_t_s, first_sample_t_s=first_t_s,
+                   sample_rate_hz=acquisition.sample_rate_hz, record_length=acquisition.record_length,
+                   plant_t0_s=first_index * dt_s, plant_dt_s=dt_s, input_v=inputs,
+                   channels={ch: replace(setup) for ch, setup in channels.items()})
+
+
 class TektronixMso(ScpiInstrument):
     def __init__(self, plant: "Plant", *, ring_s: float, wiring: dict[int, ProbeWiring] | None = None,
                  ratings: MsoRatings = MsoRatings(), serial: str = "C000001") -> None:
@@ -185,6 +239,8 @@ class TektronixMso(ScpiInstrument):
         self._generation = 0
         self.acquisition: Acquisition | None = None
         self.capture: Capture | None = None
+        self._capture_serial = 0  # names the capture in the block cache
+        self._blocks = BlockCache()
         super().__init__(manufacturer="TEKTRONIX", model=ratings.model, serial=serial,
                          firmware="CF:91.1CT FV:1.40.6.1076")
         self.reset()
@@ -320,7 +376,11 @@ class TektronixMso(ScpiInstrument):
         self.sample_rate_hz = min(self.sample_rates_hz, key=lambda rate: abs(math.log(rate / requested)))
 
     def _set_record_length(self, c: Call) -> None:
-        self.record_length = c.integer(low=self.ratings.record_length_min, high=self.ratings.record_length_max)
+        points = c.number()
+        if not self.ratings.record_length_min <= points <= self.ratings.record_length_max:
+            raise data_out_of_range(f"record length {c.text()} outside {self.ratings.record_length_min} to "
+                                    f"{self.ratings.record_length_max} points")
+        self.record_length = c.integer()
 
     def _horizontal_scale(self) -> float:
         return self.record_length / self.sample_rate_hz / 10.0
@@ -344,6 +404,10 @@ class TektronixMso(ScpiInstrument):
             self.trigger.source = word
         else:
             raise ScpiError(-224, "Illegal parameter value", word)
+
+    def external_trigger_input(self, t_s: float) -> None:
+        """The launcher's name for the input the grid simulator's trigger output drives."""
+        self.aux_input(t_s)
 
     def aux_input(self, t_s: float) -> None:
         """The AUX trigger input saw the rising edge of a pulse at plant time t_s."""
@@ -399,7 +463,9 @@ class TektronixMso(ScpiInstrument):
     def _arm(self) -> None:
         record_s = self.record_length / self.sample_rate_hz
         if record_s > self.ring_s * 0.9:
-            raise settings_conflict(f"record of {record_s:g} s exceeds the acquisition memory span")
+            raise settings_conflict(f"record of {record_s:g} s ({self.record_length} points at "
+                                    f"{self.sample_rate_hz:g} Sa/s) exceeds the acquisition memory span "
+                                    f"of {self.ring_s * 0.9:g} s")
         pretrigger_points = int(round((self.record_length - 1) * self.horizontal_position_pct / 100.0))
         now_s = self.plant.t_s
         ready_t_s = now_s + pretrigger_points / self.sample_rate_hz
@@ -455,43 +521,12 @@ class TektronixMso(ScpiInstrument):
         wiring = self.wiring.get(channel)
         if wiring is None:
             return
-        dt_s = self.plant.dt_s
-        first_index = math.ceil(acquisition.scan_from_t_s / dt_s - 1e-9)
-        last_index = math.floor((now_s - dt_s) / dt_s + 1e-9)
-        if last_index < first_index:
-            return
-        samples = self.plant.read_ring([wiring.signal], first_index * dt_s, last_index - first_index + 1)[0]
-        volts = samples / wiring.attenuation
-        level = self.channels[channel].trigger_level_v
-        previous = np.concatenate(([volts[0] if acquisition.last_level_sample is None
-                                    else acquisition.last_level_sample], volts[:-1]))
-        rising = (previous < level) & (volts >= level)
-        falling = (previous > level) & (volts <= level)
-        crossings = {"RISE": rising, "FALL": falling, "EITHER": rising | falling}[self.trigger.slope]
-        hits = np.flatnonzero(crossings)
-        if hits.size:
-            k = int(hits[0])
-            before, after = previous[k], volts[k]
-            fraction = (level - before) / (after - before) if after != before else 1.0
-            acquisition.trigger_t_s = (first_index + k - 1 + fraction) * dt_s
-        acquisition.last_level_sample = float(volts[-1])
-        acquisition.scan_from_t_s = (last_index + 1) * dt_s
+        scan_for_edge(self.plant, acquisition, wiring, self.channels[channel].trigger_level_v,
+                      self.trigger.slope, now_s)
 
     def _complete(self, acquisition: Acquisition) -> None:
-        dt_s = self.plant.dt_s
-        trigger_t_s = acquisition.trigger_t_s
-        assert trigger_t_s is not None
-        first_t_s = trigger_t_s - acquisition.pretrigger_points / acquisition.sample_rate_hz
-        last_t_s = first_t_s + (acquisition.record_length - 1) / acquisition.sample_rate_hz
-        first_index = max(0, math.floor(first_t_s / dt_s + 1e-9))
-        last_index = math.ceil(last_t_s / dt_s - 1e-9)
-        names = [self.wiring[ch].signal for ch in sorted(self.wiring)]
-        samples = self.plant.read_ring(names, first_index * dt_s, last_index - first_index + 1)
-        inputs = {ch: samples[i] / self.wiring[ch].attenuation for i, ch in enumerate(sorted(self.wiring))}
-        self.capture = Capture(trigger_t_s=trigger_t_s, first_sample_t_s=first_t_s,
-                               sample_rate_hz=acquisition.sample_rate_hz, record_length=acquisition.record_length,
-                               plant_t0_s=first_index * dt_s, plant_dt_s=dt_s, input_v=inputs,
-                               channels={ch: replace(setup) for ch, setup in self.channels.items()})
+        self.capture = record_capture(self.plant, acquisition, self.wiring, self.channels)
+        self._capture_serial += 1
         self.acquisitions_completed += 1
         if self.stop_after == "SEQUENCE":
             self.acquiring = False
@@ -580,7 +615,7 @@ class TektronixMso(ScpiInstrument):
             return ":WFMOUTPRE:" + ";".join(f"{key} {value}" for key, value in fields.items())
         return ";".join(fields.values())
 
-    def _curve(self, c: Call) -> bytes:
+    def _curve(self, c: Call) -> bytes | bytearray:
         self._update()
         capture = self.capture
         if capture is None:
@@ -591,15 +626,28 @@ class TektronixMso(ScpiInstrument):
         start, stop = self._transfer_range()
         setup = capture.channels[channel]
         codes_per_div = self._codes_per_div()
-        volts = capture.resample(channel, start, stop)
-        divisions = (volts - setup.offset_v) / setup.scale_v_per_div + setup.position_div
         top_code = 32767 if self.output.byte_count == 2 else 127
-        codes = np.clip(np.round(divisions * codes_per_div), -top_code - 1, top_code)
         if self.output.encoding == "ASCII":
+            volts = capture.resample(channel, start, stop)
+            divisions = (volts - setup.offset_v) / setup.scale_v_per_div + setup.position_div
+            codes = np.clip(np.round(divisions * codes_per_div), -top_code - 1, top_code)
             text = ",".join(str(int(code)) for code in codes)
             return (":CURVE " if self.header_on else "").encode() + text.encode()
-        byte_order = "<" if self.output.byte_order == "LSB" else ">"
-        dtype = np.dtype(f"{byte_order}i{self.output.byte_count}")
-        block = definite_length_block(codes.astype(dtype).tobytes())
-        return (b":CURVE " if self.header_on else b"") + block
-
+        key = (self._capture_serial, channel, start, stop, self.output.byte_count, self.output.byte_order,
+               self.header_on)
+        block = self._blocks.get(key)
+        if block is None:
+            # code = (volts - offset) / scale + position, in divisions, times codes per division
+            scale = CodeScale(codes_per_volt=codes_per_div / setup.scale_v_per_div,
+                              code_at_zero_volts=(setup.position_div - setup.offset_v / setup.scale_v_per_div)
+                              * codes_per_div,
+                              code_min=-top_code - 1, code_max=top_code)
+            clock = SampleClock(plant_t0_s=capture.plant_t0_s, plant_dt_s=capture.plant_dt_s,
+                                first_point_t_s=capture.first_sample_t_s + (start - 1) / capture.sample_rate_hz,
+                                point_interval_s=1.0 / capture.sample_rate_hz)
+            byte_order = "<" if self.output.byte_order == "LSB" else ">"
+            block = encode_block(capture.input_v[channel], clock, stop - start + 1, scale,
+                                 np.dtype(f"{byte_order}i{self.output.byte_count}"),
+                                 prefix=b":CURVE " if self.header_on else b"")
+            self._blocks.put(key, block)
+        return block
