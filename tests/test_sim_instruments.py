@@ -8,15 +8,12 @@ loop; plant time moves only through the control endpoint's `advance` op.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -24,58 +21,11 @@ import numpy as np
 import pytest
 import pyvisa
 
-from bench.sim.launcher import RunningBench, start_bench
+from sim_bench_helpers import BenchInThread, ControlClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 V_LN_NOM_V = 480.0 / math.sqrt(3.0)
 PROBE_ATTENUATION = 100.0  # CH1..3: 100:1 differential probes on the PCC phases
-
-
-# --- a lockstep bench in a background thread -----------------------------------------
-
-
-class BenchInThread:
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="virtual-bench", daemon=True)
-        self.thread.start()
-        self.bench: RunningBench = self._run(self._start(), timeout_s=120.0)
-
-    async def _start(self) -> RunningBench:
-        from bench.sim.plant import PlantConfig
-
-        return await start_bench(PlantConfig(), lockstep=True)
-
-    def _run(self, coroutine, timeout_s: float = 30.0):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
-
-    def close(self) -> None:
-        self._run(self.bench.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10.0)
-        self.loop.close()
-
-
-class ControlClient:
-    """JSON lines to the control endpoint."""
-
-    def __init__(self, address: str) -> None:
-        host, port = address.rsplit(":", 1)
-        self.socket = socket.create_connection((host, int(port)), timeout=60.0)
-        self.reader = self.socket.makefile("rb")
-
-    def request(self, **request) -> dict:
-        self.socket.sendall((json.dumps(request) + "\n").encode())
-        return json.loads(self.reader.readline())
-
-    def advance(self, dt_s: float) -> float:
-        reply = self.request(op="advance", dt_s=dt_s)
-        assert reply["ok"], reply
-        return reply["t_s"]
-
-    def close(self) -> None:
-        self.reader.close()
-        self.socket.close()
 
 
 @pytest.fixture(scope="module")

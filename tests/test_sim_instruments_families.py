@@ -7,15 +7,12 @@ bench runs in lockstep in a background thread; plant time moves only on `advance
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,51 +20,13 @@ import numpy as np
 import pytest
 import pyvisa
 
-from bench.sim.launcher import TWINS, NoTwinError, resolve_twins, start_bench
+from bench.sim.launcher import TWINS, NoTwinError, resolve_twins
+from sim_bench_helpers import BenchInThread, ControlClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VIRTUAL_BENCH = REPO_ROOT / "bench" / "benches" / "virtual.toml"
 V_LN_NOM_V = 480.0 / math.sqrt(3.0)
 FAMILIES = {"grid_simulator": "chroma_61800", "dc_source": "chroma_62000p", "oscilloscope": "keysight_infiniivision"}
-
-
-class BenchInThread:
-    def __init__(self, instruments: dict[str, str]) -> None:
-        from bench.sim.plant import PlantConfig
-
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="virtual-bench", daemon=True)
-        self.thread.start()
-        self.bench = self._run(start_bench(PlantConfig(), lockstep=True, instruments=instruments), 120.0)
-
-    def _run(self, coroutine, timeout_s: float = 30.0):
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
-
-    def close(self) -> None:
-        self._run(self.bench.stop())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10.0)
-        self.loop.close()
-
-
-class ControlClient:
-    def __init__(self, address: str) -> None:
-        host, port = address.rsplit(":", 1)
-        self.socket = socket.create_connection((host, int(port)), timeout=60.0)
-        self.reader = self.socket.makefile("rb")
-
-    def request(self, **request) -> dict:
-        self.socket.sendall((json.dumps(request) + "\n").encode())
-        return json.loads(self.reader.readline())
-
-    def advance(self, dt_s: float) -> float:
-        reply = self.request(op="advance", dt_s=dt_s)
-        assert reply["ok"], reply
-        return reply["t_s"]
-
-    def close(self) -> None:
-        self.reader.close()
-        self.socket.close()
 
 
 @pytest.fixture(scope="module")
