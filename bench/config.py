@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.errors import ProblemsError
+
 PACKAGED_BENCHES = Path(__file__).parent / "benches"
 DEFAULT_BENCH = PACKAGED_BENCHES / "virtual.toml"
 VIRTUAL_RESOURCE = "virtual"
@@ -20,14 +22,12 @@ ROLES = ("grid_simulator", "dc_source", "oscilloscope", "ac_load", "power_analyz
 REQUIRED_ROLES = ("grid_simulator", "dc_source", "oscilloscope")
 
 
-class BenchFileError(Exception):
+class BenchFileError(ProblemsError):
     """A bench file that cannot be used; `problems` lists every finding."""
 
     def __init__(self, path: Path | str, problems: list[str]):
         self.path = Path(path)
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"bench file {self.path}: {len(problems)} problem(s):\n{lines}")
+        super().__init__(f"bench file {self.path}", problems)
 
 
 @dataclass(frozen=True)

@@ -15,16 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.errors import ProblemsError
+
 PROFILE_DIR = Path(__file__).resolve().parent.parent / "testplans" / "profiles"
 CONFIDENCE_TAGS = ("primary", "secondary", "recall", "site")
 REGION_KINDS = ("mandatory_operation", "momentary_cessation", "permissive_operation")
 
 
-class ProfileError(Exception):
+class ProfileError(ProblemsError):
     def __init__(self, source: str, problems: list[str]):
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"profile {source}: {len(problems)} problem(s):\n{lines}")
+        super().__init__(f"profile {source}", problems)
 
 
 @dataclass(frozen=True)
