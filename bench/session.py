@@ -146,8 +146,10 @@ class BenchSession:
             try:
                 if role == "pcs":
                     target.stop()
-                else:
-                    target.safe_state()
+                elif target.safe_state() is False:
+                    # drivers never raise from safe_state: False means a command did not go out
+                    raise RuntimeError(f"{role}: a safe-state command did not reach the instrument "
+                                       f"(see the log); check its output by hand")
                 return "done"
             except Exception as exc:  # keep going: the next output must still go off
                 error = exc

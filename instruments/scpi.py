@@ -763,8 +763,10 @@ class ScpiInstrument:
                           self.role, self.resource_name, command, exc)
         return all_sent
 
-    def safe_state(self) -> None:
-        """Outputs off / acquisition stopped. Idempotent; logs and returns on a dead link."""
+    def safe_state(self) -> bool:
+        """Outputs off / acquisition stopped. Idempotent; never raises: logs a dead link and
+        returns False, so the caller can record that the bench may not be safe."""
+        return True
 
     def close(self) -> None:
         """Release the VISA session (idempotent). Does not change outputs: call safe_state()."""

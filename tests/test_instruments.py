@@ -548,14 +548,14 @@ def test_scope_single_shot_sequence(fakes, rm):
 def test_safe_state_is_idempotent_and_survives_a_dead_link(fakes, rm, driver, role, idn, command):
     fake = fakes({"*IDN?": idn})
     instrument = open_instrument(role, driver, fake.resource, resource_manager=rm, timeout_s=0.5)
-    instrument.safe_state()
-    instrument.safe_state()
+    assert instrument.safe_state() is True
+    assert instrument.safe_state() is True
     assert fake.settled().count(command) == 2
     fake.stop()                                            # the instrument dies
     time.sleep(0.05)
     instrument.safe_state()                                # logs, does not raise
     instrument.close()
-    instrument.safe_state()                                # even after close
+    assert instrument.safe_state() is False                # after close: says nothing went out
     instrument.close()
 
 

@@ -95,9 +95,9 @@ class AcLoad(ScpiInstrument, ABC):
     @abstractmethod
     def measure(self) -> AcLoadReading: ...
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> bool:
         """Stop any profile and open the load; never raises."""
-        self._send_safely(["LOAD OFF"])
+        return self._send_safely(["LOAD OFF"])
 
 
 __all__ = ["AcLoad", "AcLoadReading", "LoadProfile"]

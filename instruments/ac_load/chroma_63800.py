@@ -147,6 +147,6 @@ class Chroma63800(AcLoad):
         return AcLoadReading(v_rms_v=self.measured_voltage_v, i_rms_a=self.measured_current_a,
                              p_w=self.measured_power_w, freq_hz=self.measured_frequency_hz)
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> bool:
         """Stop the profile and open the load input; never raises."""
-        self._send_safely([self.profile_commands["stop"], "LOAD OFF"])
+        return self._send_safely([self.profile_commands["stop"], "LOAD OFF"])

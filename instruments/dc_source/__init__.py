@@ -32,9 +32,9 @@ class DcSource(ScpiInstrument, ABC):
     def measure_current_a(self) -> float:
         """Output current; > 0 when the source delivers (the PCS discharges the emulated battery)."""
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> bool:
         """Open the output; never raises."""
-        self._send_safely(["OUTP OFF"])
+        return self._send_safely(["OUTP OFF"])
 
 
 __all__ = ["DcSource"]

@@ -115,5 +115,5 @@ class Chroma62000P(DcSource):
     def measure_power_w(self) -> float:
         return self.measured_power_w
 
-    def safe_state(self) -> None:
-        self._send_safely(["CONF:OUTP OFF"])
+    def safe_state(self) -> bool:
+        return self._send_safely(["CONF:OUTP OFF"])

@@ -108,5 +108,5 @@ class KeysightRp7900(DcSource):
         self.write("OUTP:PROT:CLE")
         self.check_errors("clearing output protection")
 
-    def safe_state(self) -> None:
-        self._send_safely(["OUTP OFF"])
+    def safe_state(self) -> bool:
+        return self._send_safely(["OUTP OFF"])

@@ -79,9 +79,9 @@ class GridSimulator(ScpiInstrument, ABC):
     @abstractmethod
     def measure(self) -> GridReading: ...
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> bool:
         """Stop any transient and open the output; never raises."""
-        self._send_safely(["ABORT", "OUTP OFF"])
+        return self._send_safely(["ABORT", "OUTP OFF"])
 
 
 __all__ = ["GridSimulator", "GridSegment", "GridReading", "PHASE_NUMBERS"]

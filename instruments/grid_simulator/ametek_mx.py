@@ -228,6 +228,6 @@ class AmetekMx(GridSimulator):
             raise self.limit_error(f"phase {phase!r} is not one of 1, 2, 3, 'A', 'B', 'C'",
                                    quantity="phase") from None
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> bool:
         """Stop the transient, return to fixed mode and open the output relay; never raises."""
-        self._send_safely(["ABORT", "OUTP OFF"])
+        return self._send_safely(["ABORT", "OUTP OFF"])

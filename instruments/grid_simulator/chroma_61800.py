@@ -271,6 +271,6 @@ class Chroma61800(GridSimulator):
             raise self.limit_error(f"phase {phase!r} is not one of 1, 2, 3, 'A', 'B', 'C'",
                                    quantity="phase") from None
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> bool:
         """Stop the list and open the output; never raises (no ABORT in this dialect)."""
-        self._send_safely(["TRIG OFF", "OUTP:STATE OFF"])
+        return self._send_safely(["TRIG OFF", "OUTP:STATE OFF"])

@@ -339,6 +339,6 @@ class KeysightInfiniiVision(Oscilloscope):
         except (KeyError, AttributeError):
             raise self.limit_error(f"slope {slope!r} is not 'rise' or 'fall'", quantity="slope") from None
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> bool:
         """Stop acquiring; never raises."""
-        self._send_safely([":STOP"])
+        return self._send_safely([":STOP"])

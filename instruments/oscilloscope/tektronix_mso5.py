@@ -283,6 +283,6 @@ class TektronixMso5(Oscilloscope):
         except (KeyError, AttributeError):
             raise self.limit_error(f"slope {slope!r} is not 'rise' or 'fall'", quantity="slope") from None
 
-    def safe_state(self) -> None:
+    def safe_state(self) -> bool:
         """Stop acquiring; never raises."""
-        self._send_safely(["ACQuire:STATE OFF"])
+        return self._send_safely(["ACQuire:STATE OFF"])
