@@ -164,6 +164,14 @@ def dc_source(bench_session):
 
 
 @pytest.fixture(scope="session")
+def ac_load(bench_session):
+    """The AC load (AI-load emulator); plans that need one are skipped on a bench without it."""
+    if "ac_load" not in bench_session.instruments:
+        pytest.skip(f"this bench has no ac_load (roles: {', '.join(bench_session.instruments)})")
+    return bench_session.instrument("ac_load")
+
+
+@pytest.fixture(scope="session")
 def capture(bench_session, run_folder) -> WaveformCapture:
     scope_config = bench_session.config.instruments["oscilloscope"]
     return WaveformCapture(bench_session.instrument("oscilloscope"), scope_config.channels,

@@ -22,7 +22,9 @@ from bench.evidence import RunFolder
 
 log = logging.getLogger("bessbench.session")
 
-SAFE_STATE_ORDER = ("pcs", "grid_simulator", "dc_source")
+# The PCS stops first (it must not feed a bus being switched off), then the AC load drops the
+# bus, then the sources open; every step runs even when an earlier one failed.
+SAFE_STATE_ORDER = ("pcs", "ac_load", "grid_simulator", "dc_source")
 
 
 @dataclass
@@ -125,6 +127,8 @@ class BenchSession:
     def safe_state(self) -> SafeStateReport:
         report = SafeStateReport()
         for role in SAFE_STATE_ORDER:
+            if role != "pcs" and role not in self.config.instruments:
+                continue                       # not on this bench
             target = self.pcs if role == "pcs" else self.instruments.get(role)
             if target is None:
                 report.steps.append({"role": role, "outcome": "not open"})

@@ -48,7 +48,7 @@ def test_healthy_pcs_passes_lvrt_with_evidence(tmp_path):
     assert identities["oscilloscope"]["model"].startswith("MSO5")
     assert "git_revision" in json.loads((out / "software.json").read_text())
     steps = json.loads((out / "safe_state.json").read_text())[-1]
-    assert [s["role"] for s in steps] == ["pcs", "grid_simulator", "dc_source"]
+    assert [s["role"] for s in steps] == ["pcs", "ac_load", "grid_simulator", "dc_source"]
     assert all(s["outcome"] == "done" for s in steps)
 
 

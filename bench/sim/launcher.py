@@ -10,6 +10,12 @@ product family, and `TWINS` maps that name to the simulated instrument of the sa
 (strings only: the simulator never imports the drivers). A role whose driver has no twin
 is refused before anything starts (exit status 2), naming the role and the driver.
 
+Scope probes follow the bench file too: each oscilloscope channel's `name` says where its
+probe sits in the plant (`SCOPE_PROBE_POINTS`: v_a/v_b/v_c at the PCC phases, i_a/i_b/i_c on the
+PCS phases, ig_* on the grid feeder, il_* on the load feeder, vdc/idc on the DC link) and its
+`ratio` is the probe's attenuation. A name outside that convention is refused before
+anything starts. Without a bench file each scope twin keeps its own default wiring.
+
 Time: by default a background task advances the plant to follow the wall clock in ~10 ms
 steps, so an interactive pyvisa session or a SCADA client sees a live bench. With
 `lockstep`, plant time moves only when the control endpoint's `advance` op asks.
@@ -62,7 +68,42 @@ TWINS: dict[str, TwinSpec] = {
     "tektronix_mso5": TwinSpec("oscilloscope", "bench.sim.scpi.tektronix_mso", "TektronixMso"),
     "keysight_infiniivision": TwinSpec("oscilloscope", "bench.sim.scpi.keysight_infiniivision",
                                        "KeysightInfiniiVision"),
+    "chroma_63800": TwinSpec("ac_load", "bench.sim.scpi.chroma_63800", "Chroma63800"),
 }
+
+# Where a scope channel's probe sits, by the channel's name in the bench file → the plant's
+# ring signal it sees. Currents are measured in the plant's reference directions: PCS
+# currents out of the PCS, grid currents from the grid into the PCC bus, load currents from
+# the PCC bus into the RLC bank and AI load together.
+SCOPE_PROBE_POINTS: dict[str, str] = {
+    "v_a": "pcc_va_v", "v_b": "pcc_vb_v", "v_c": "pcc_vc_v",
+    "i_a": "pcs_ia_a", "i_b": "pcs_ib_a", "i_c": "pcs_ic_a",
+    "ig_a": "grid_ia_a", "ig_b": "grid_ib_a", "ig_c": "grid_ic_a",
+    "il_a": "load_ia_a", "il_b": "load_ib_a", "il_c": "load_ic_a",
+    "vdc": "vdc_v", "idc": "idc_a",
+}
+
+
+class ScopeWiringError(ValueError):
+    """A bench file's scope channel names a probe point the virtual bench does not have."""
+
+
+def scope_wiring_from_channels(channels: Any) -> dict[int, ProbeWiring]:
+    """input number → probe for a bench file's scope channels (name → plant signal, ratio →
+    attenuation); ScopeWiringError names every channel whose name is outside the convention."""
+    wiring: dict[int, ProbeWiring] = {}
+    unknown = []
+    for channel in channels:
+        signal = SCOPE_PROBE_POINTS.get(channel.name)
+        if signal is None:
+            unknown.append(f"CH{channel.channel} {channel.name!r}")
+        else:
+            wiring[int(channel.channel)] = ProbeWiring(signal, float(channel.ratio))
+    if unknown:
+        raise ScopeWiringError(
+            f"virtual bench: oscilloscope channel(s) {', '.join(unknown)} name no probe point of the "
+            f"virtual bench (names it knows: {', '.join(SCOPE_PROBE_POINTS)})")
+    return wiring
 
 DEFAULT_INSTRUMENTS: dict[str, str] = {
     "grid_simulator": "ametek_mx",
@@ -171,9 +212,10 @@ def build_twins(plant: Any, instruments: Mapping[str, str],
         if role == "grid_simulator":
             built[role] = cls(plant, nominal_v_ln_v=nominal_v_ln_v, nominal_freq_hz=nominal_freq_hz)
         elif role == "oscilloscope":
-            # each scope twin carries the bench's probe wiring for its channel count
-            # (8 channels: PCC voltages, PCS currents, vdc, grid current; 4: voltages + PCS ia)
+            # the bench file's probes (None: the twin's default wiring — 8 channels: PCC
+            # voltages, PCS currents, vdc, grid current; 4: voltages + PCS ia)
             built[role] = cls(plant, ring_s=ring_s, wiring=scope_wiring)
+            _drop_missing_inputs(built[role])
         else:
             built[role] = cls(plant)
     # the grid simulator's trigger output is cabled to the scope's external trigger input
@@ -182,6 +224,16 @@ def build_twins(plant: Any, instruments: Mapping[str, str],
     if grid_simulator is not None and oscilloscope is not None:
         grid_simulator.trigger_output_listeners.append(oscilloscope.external_trigger_input)
     return built
+
+
+def _drop_missing_inputs(scope: Any) -> None:
+    """A bench file may wire more probes than a smaller scope has inputs (an 8-channel map on a
+    4-channel InfiniiVision): those probes hang in the air, and a capture that asks for such a
+    channel is refused by the scope itself, as a real one would."""
+    for number in [n for n in scope.wiring if n not in scope.channels]:
+        log.warning("%s has no input %d: its probe (%s) is not connected", scope.model, number,
+                    scope.wiring[number].signal)
+        del scope.wiring[number]
 
 
 async def start_bench(plant_or_config: Any, *, lockstep: bool = True, host: str = "127.0.0.1",
@@ -266,9 +318,11 @@ def describe_endpoints(bench: RunningBench) -> str:
 
 async def serve(plant_config: Any, *, lockstep: bool, host: str = "127.0.0.1",
                 endpoints_file: Path | None = None, announce: bool = True,
-                instruments: Mapping[str, str] | None = None) -> None:
+                instruments: Mapping[str, str] | None = None,
+                scope_wiring: dict[int, ProbeWiring] | None = None) -> None:
     """Run the bench until SIGINT/SIGTERM or the control endpoint's shutdown op."""
-    bench = await start_bench(plant_config, lockstep=lockstep, host=host, instruments=instruments)
+    bench = await start_bench(plant_config, lockstep=lockstep, host=host, instruments=instruments,
+                              scope_wiring=scope_wiring)
     loop = asyncio.get_running_loop()
     installed: list[int] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -318,6 +372,12 @@ def plant_config_from_args(args: argparse.Namespace) -> Any:
 
 def bench_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
     """(plant config, role → driver name) from the command line's bench file or defaults."""
+    config, instruments, _ = bench_and_wiring_from_args(args)
+    return config, instruments
+
+
+def bench_and_wiring_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, str], dict[int, ProbeWiring] | None]:
+    """(plant config, role → driver name, scope wiring or None for the twins' defaults)."""
     from dataclasses import replace
 
     if args.bench is not None:
@@ -328,13 +388,15 @@ def bench_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, str]]:
         bench = load_bench(args.bench)
         instruments = {role: entry.driver for role, entry in bench.instruments.items()}
         resolve_twins(instruments)  # refuse a bench the simulator cannot serve, before any work
-        return virtual_plant_config(bench, extra_defects=tuple(args.defect)), instruments
+        scope = bench.instruments.get("oscilloscope")
+        wiring = scope_wiring_from_channels(scope.channels) if scope is not None else None
+        return virtual_plant_config(bench, extra_defects=tuple(args.defect)), instruments, wiring
     from bench.sim.plant import PlantConfig
 
     config = PlantConfig()
     if args.defect:
         config = replace(config, defects=tuple(config.defects) + tuple(args.defect))
-    return config, dict(DEFAULT_INSTRUMENTS)
+    return config, dict(DEFAULT_INSTRUMENTS), None
 
 
 def list_defects() -> str:
@@ -352,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         print(list_defects())
         return 0
     try:
-        config, instruments = bench_from_args(args)
+        config, instruments, scope_wiring = bench_and_wiring_from_args(args)
         plant = _build_plant(config)
     except ValueError as error:  # bad settings, unknown defect: one clear line, status 2
         print(f"error: {error}", file=sys.stderr)
@@ -364,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         raise
     try:
         asyncio.run(serve(plant, lockstep=args.lockstep, host=args.host, endpoints_file=args.endpoints_file,
-                          instruments=instruments))
+                          instruments=instruments, scope_wiring=scope_wiring))
     except KeyboardInterrupt:  # Ctrl-C before the signal handler was installed
         pass
     return 0
