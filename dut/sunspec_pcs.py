@@ -112,9 +112,9 @@ class SunSpecPcs(Pcs):
         return self._device
 
     @property
-    def vendor(self) -> VendorPoints | None:
-        """The vendor points, for diagnostics (plans use the methods below)."""
-        return self._vendor
+    def vendor(self) -> "_GatedVendorPoints | None":
+        """The vendor points (point-by-point checks such as C1); writes pass the control gate."""
+        return None if self._vendor is None else _GatedVendorPoints(self._vendor, self._require_control)
 
     def _check_map_version(self) -> None:
         assert self._vendor is not None
@@ -689,3 +689,19 @@ def connect_pcs(
         transport.close()
         raise
     return pcs
+
+
+class _GatedVendorPoints:
+    """Vendor points as a plan sees them: reads as they are, every write through the same gate
+    as the PCS's own setters (control allowed, identity confirmed, PCS in remote)."""
+
+    def __init__(self, points: VendorPoints, require_control: Callable[[], None]) -> None:
+        self._points = points
+        self._require_control = require_control
+
+    def write(self, values: Mapping[str, Any], verify: bool = True) -> None:
+        self._require_control()
+        self._points.write(values, verify=verify)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._points, name)

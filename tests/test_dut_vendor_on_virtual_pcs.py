@@ -162,3 +162,27 @@ def test_poller_samples_at_plant_time(bench, pcs):
     # the PCS time stamps move with the plant, 100 ms per poll
     assert frame["device_time_s"].diff().dropna().tolist() == pytest.approx([0.1] * 9, abs=0.0011)
     assert (frame["state"] == "RUNNING").all()
+
+
+def test_vendor_point_writes_pass_the_control_gate():
+    """A plan writing a vendor point directly (C1) meets the same gate as the PCS's setters."""
+    from dut.errors import ControlNotAllowed
+    from dut.sunspec_pcs import _GatedVendorPoints
+
+    calls = []
+
+    class Points:
+        def write(self, values, verify=True):
+            calls.append(values)
+
+        def read_one(self, name):
+            return 1
+
+    def refuse():
+        raise ControlNotAllowed("read-only")
+
+    gated = _GatedVendorPoints(Points(), refuse)
+    assert gated.read_one("map_version") == 1
+    with pytest.raises(ControlNotAllowed):
+        gated.write({"k_factor": 3.0})
+    assert calls == []

@@ -131,7 +131,7 @@ def test_T3_fails_a_limiter_that_ignores_its_priority(tmp_path):
     assert result.returncode == 1, result.stdout[-4000:]
     assert "FAIL  T3" in result.stdout
     assert "Id at the current limit was" in result.stdout
-    assert "reactive-current (Q) priority gives" in result.stdout
+    assert "active-current (P) priority gives" in result.stdout   # the declared priority
     assert {"active_current_at_limit", "reactive_current_at_limit"} <= _failed(out)
 
 

@@ -276,6 +276,34 @@ def test_p_priority_outside_ride_through_keeps_active_current():
     assert "LIMIT_ENTER" in [code for _, code, _ in plant.pcs_events]
 
 
+@pytest.mark.parametrize("priority", ["P", "Q", "mixed"])
+def test_declared_priority_applies_in_ride_through_on_the_pre_sag_current(priority):
+    """The held active current is the pre-sag one (not P/V at the deadband edge), and the
+    limiter splits held Id + k(1 - V) Iq with the declared priority, as the T3 judge does."""
+    plant = running_plant()
+    plant.pcs_settings.limit_priority = priority
+    plant.pcs_settings.lv_mom_cess_v_pu = 0.2       # ride through the deep sag
+    tel = plant.pcs_telemetry()
+    i_rated_a = P_RATED_W / (3 * V_LN_NOM_V)
+    id_pre_pu = active_reactive_current_a(tel)[0] / i_rated_a
+    sag(plant, 0.4)
+    plant.advance(0.2)
+    tel = plant.pcs_telemetry()
+    assert tel["state"] == "RUNNING" and tel["ride_through_active"] and tel["current_limited"]
+    v_pu = float(np.mean(tel["v_ln_rms_v"])) / V_LN_NOM_V
+    i_lim = PcsConfig().i_max_a / i_rated_a
+    id_ref, iq_ref = id_pre_pu, 2.0 * (1.0 - v_pu)     # default k_factor 2
+    if priority == "P":
+        want = (id_ref, math.sqrt(i_lim ** 2 - id_ref ** 2))
+    elif priority == "Q":
+        want = (math.sqrt(i_lim ** 2 - iq_ref ** 2), iq_ref)
+    else:
+        scale = i_lim / math.hypot(id_ref, iq_ref)
+        want = (id_ref * scale, iq_ref * scale)
+    i_p, i_q = active_reactive_current_a(tel)
+    assert (i_p / i_rated_a, i_q / i_rated_a) == pytest.approx(want, abs=0.02)
+
+
 # ------------------------------------------------------------------ telemetry defects
 def test_telemetry_scale_error_reports_p_3_percent_high():
     plant = running_plant(defects=("telemetry_scale_error",))

@@ -32,9 +32,10 @@ DEFECTS: dict[str, Defect] = _catalogue(
            "injects no additional reactive current.",
            "T7", implemented=True),
     Defect("gfm_underdamped",
-           "Grid-forming voltage/frequency loop with too little damping: load steps on "
-           "an island ring for seconds.",
-           "T2"),
+           "Grid-forming PCC voltage regulator measures |V| through a 300 ms filter (a "
+           "telemetry RMS reused) with its integral gain raised to keep the bandwidth: load "
+           "steps on an island ring at ~3 Hz with a damping ratio below 0.1.",
+           "T2"),   # physics wired (plant.py); not yet verified to ring rather than trip
     Defect("limit_priority_ignored",
            "The current limiter always scales active and reactive current proportionally, "
            "whatever limit_priority says.",
@@ -67,11 +68,14 @@ DEFECTS: dict[str, Defect] = _catalogue(
            "State-of-charge estimate drifts (energy-counting gain error).",
            "T11"),
     Defect("blackstart_overshoot",
-           "Energising a dead bus overshoots the voltage well above nominal.",
-           "T10"),
+           "Black start without a real soft start (50 ms ramp) and with an integral-only "
+           "start-up voltage regulator at 3x gain: energising a dead bus overshoots the "
+           "voltage by 15 % or more.",
+           "T10", implemented=True),
     Defect("island_transfer_gap",
-           "Grid-to-island transfer interrupts the load voltage for several cycles.",
-           "T8"),
+           "On grid loss the PCS ceases output for 150 ms while its firmware changes from "
+           "grid following to grid forming: the load voltage collapses for ~9 cycles.",
+           "T8", implemented=True),
     Defect("genset_interaction_oscillation",
            "Poorly damped interaction with a generator set in the 1-30 Hz band.",
            "T9"),
@@ -102,4 +106,14 @@ DEFECTS.update(_catalogue(
            "The disturbance recorder does not record the per-phase PCS currents "
            "(IA, IB, IC are absent from its COMTRADE records).",
            "DR", implemented=True),
+))
+
+
+# --- settings defects: applied by bench/sim/modbus_pcs.py (curve adoption), caught by C2 ---
+DEFECTS.update(_catalogue(
+    Defect("trip_setting_drift",
+           "The PCS stores the first point of an adopted LV must-trip curve (model 707) 0.5 s "
+           "longer than written, as a firmware that rounds or offsets settings would: the "
+           "protection then waits longer than the approved setting.",
+           "C2", implemented=True),
 ))

@@ -11,7 +11,7 @@ interpreted (``NUMBA_DISABLE_JIT=1``):
   of the linear R-L-C network, rebuilt inside the kernel whenever the topology changes
   (switches, PCC breaker, load bank, genset breaker: ``P_TOPO_GEN``).
 * ``win`` (float64, 5 x N): one-cycle sliding windows (phase v^2, v_d, v_q) for protection.
-* ``ring`` (float32, n_signals x n_ring): the scope ring, one column per plant step.
+* ``ring`` (float32, n_ring x n_signals): the scope ring, one row per plant step.
 * ``meas`` (float64): the last completed per-cycle averages (telemetry source).
 * ``events`` (float64, capacity x 5): (t_s, code, a, b, c) rows, drained by the plant.
 
@@ -32,6 +32,7 @@ import math
 
 import numba
 import numpy as np
+
 
 # ---------------------------------------------------------------- parameter indices
 MAX_TRIP_POINTS = 8
@@ -63,7 +64,20 @@ _P2 = P_HV_T + MAX_TRIP_POINTS
  P_SMOOTH_EN, P_SMOOTH_RAMP, P_SMOOTH_TAU,
  P_SMOOTH_SLEW,         # ramp_buffer_slow: slew limit (W/s) on the injection, 0 = none
  P_N2) = range(_P2, _P2 + 19)
-N_PARAMS = P_N2
+# third wave: grid forming (kernel_gfm.py)
+(P_CTRL_MODE,           # CTRL_GFL | CTRL_GFM_DROOP | CTRL_GFM_VSM
+ P_GFM_MP,              # P-f droop, rad/s per W
+ P_GFM_MQ,              # Q-V droop, pu voltage per pu reactive power
+ P_VSM_2H, P_VSM_D,     # VSM inertia 2H (s) and damping (pu power per pu frequency)
+ P_LV_VIRT, P_RV_VIRT,  # virtual impedance (H, ohm)
+ P_GFM_PF_TAU,          # power measurement filter of the droop
+ P_VREG_KP, P_VREG_KI, P_VREG_TAU,   # PCC voltage-magnitude regulator (pu/pu, 1/s, s)
+ P_BS_RAMP_S,           # black-start soft voltage ramp
+ P_BS_KI_SCALE, P_BS_FF,             # regulator while energising (1, 1 healthy)
+ P_TRANSFER_GAP_S,      # grid loss -> grid forming: output ceases this long (0 healthy)
+ P_N3) = range(P_N2, P_N2 + 16)
+N_PARAMS = P_N3
+CTRL_GFL, CTRL_GFM_DROOP, CTRL_GFM_VSM = 0, 1, 2
 
 # limiter priority codes
 PRIO_P, PRIO_Q, PRIO_MIXED = 0, 1, 2
@@ -117,7 +131,21 @@ S_IGEN = _S2 + 3            # 3: genset currents (from genset into PCC)
  S_AI_VD1, S_AI_VQ1, S_AI_VD2, S_AI_VQ2,   # its fundamental-voltage estimate (2 stages)
  S_PLOAD_F, S_GRID_TGT, S_SMOOTH_ON, S_SMOOTH_INJ,
  S_N2) = range(_S2 + 6, _S2 + 6 + 14)
-N_STATE = S_N2
+# third wave: limiter priority in ride-through
+(S_V1_PRE,                  # filtered |V1| (pu): the pre-disturbance voltage for the hold
+ # grid forming (kernel_gfm.py)
+ S_GFM,                     # 1 while the PCS runs grid forming
+ S_GFM_TH, S_GFM_W,         # its internal angle (rad) and frequency (rad/s)
+ S_GFM_PF, S_GFM_QF,        # filtered P (W) and Q (var, capacitive +) it delivers
+ S_GFM_VM, S_GFM_VINT,      # filtered |V| (pu) and the voltage regulator's integrator (pu)
+ S_GFM_ID, S_GFM_IQ,        # virtual-impedance current (A peak, GFM frame)
+ S_GFM_RAMP,                # black-start ramp progress 0..1 (1: not ramping)
+ S_GFM_ENERG_T,             # time since black start (energising regime)
+ S_LOSS_T, S_GAP_T,         # grid-loss detection timer, transfer gap remaining
+ S_PCC_CLOSED,              # PCC breaker (grid side) commanded closed by the PCS/site
+ S_SYNC, S_SYNC_INT, S_SYNC_T,       # re-synchronisation in progress, its integrator, hold timer
+ S_N3) = range(S_N2, S_N2 + 19)
+N_STATE = S_N3
 
 # ---------------------------------------------------------------- telemetry (meas) indices
 M_T_END = 0      # plant time at the end of the last completed window
@@ -128,10 +156,14 @@ N_MEAS = M_AVG + N_ACC
 # ---------------------------------------------------------------- codes
 MODE_OFF, MODE_STARTING, MODE_RUNNING, MODE_MC, MODE_TRIPPED, MODE_FAULT = range(6)
 CMD_NONE, CMD_START, CMD_STOP, CMD_STANDBY, CMD_RESET = range(5)
+CMD_BLACK_START, CMD_ISLAND, CMD_RECONNECT = range(5, 8)
 (EV_STATE, EV_TRIP, EV_MC_ENTER, EV_MC_EXIT, EV_LIMIT_ENTER, EV_LIMIT_EXIT,
- EV_RT_ENTER, EV_RT_EXIT, EV_START_FAIL, EV_FAULT) = range(1, 11)
+ EV_RT_ENTER, EV_RT_EXIT, EV_START_FAIL, EV_FAULT,
+ EV_GFM_ENTER, EV_GFM_EXIT, EV_BRK_OPEN, EV_BRK_CLOSE, EV_SYNC_START,
+ EV_GRID_LOSS) = range(1, 17)
 (TRIP_LV, TRIP_HV, TRIP_DC_UV, TRIP_DC_OV, TRIP_AC_OV, TRIP_LV_FIXED) = range(1, 7)
-(START_NO_GRID, START_NO_LOCK, START_DC_RANGE, START_NOT_RESET) = range(1, 5)
+(START_NO_GRID, START_NO_LOCK, START_DC_RANGE, START_NOT_RESET, START_BUS_LIVE,
+ START_NOT_OFF) = range(1, 7)
 (ERR_GRID, ERR_PCS, ERR_PCC, ERR_DC) = range(1, 5)
 EVENT_COLUMNS = 5
 
@@ -159,6 +191,11 @@ LC_MEAS_TAU_S = 0.010       # its current-magnitude filter (too slow for a limit
 LC_RATE_PU_PER_S = 3.0      # its limit integrator, in i_max per second
 LC_LOW_FRACTION = 0.92      # it winds back up only below 92 % of i_max (hysteresis)
 LC_WINDUP_MAX = 1.5         # and winds up to 1.5 i_max when not limiting
+# The held ride-through current is computed at the voltage from before the disturbance:
+# |V1| is a one-cycle window, so by the time it leaves the deadband it has already fallen
+# ~0.1 pu and P/V would hold ~11 % too much active current. A 50 ms filter lags a sag's
+# first milliseconds by well under 1 %.
+V1_PRE_TAU_S = 0.05
 
 
 # ================================================================ network discretisation
@@ -245,7 +282,7 @@ def update_switches(state: np.ndarray, params: np.ndarray) -> None:
         v = state[S_VC + ph]
         force = state[S_SW_WAIT] >= SWITCH_FORCE_S
         # grid branch conducts when the simulator output AND the PCC breaker are closed
-        if params[P_SRC_ON] > 0.5 and params[P_PCC_BRK] > 0.5:
+        if params[P_SRC_ON] > 0.5 and state[S_PCC_CLOSED] > 0.5:
             state[S_SW_SRC + ph] = 1.0
         elif state[S_SW_SRC + ph] > 0.5:
             if ig * state[S_PREV_IG + ph] <= 0.0 or force:
@@ -303,6 +340,20 @@ def ensure_topology(state: np.ndarray, params: np.ndarray, mats: np.ndarray) -> 
 
 # ================================================================ small helpers
 @numba.njit(cache=True)
+def small_angle_cos_sin(d: float):
+    """cos, sin of a per-step angle (|d| < 0.1 rad) by series: error < d^6/720, and
+    libm trig on the step's critical path was a large share of the kernel's time."""
+    d2 = d * d
+    return 1.0 - d2 * (0.5 - d2 / 24.0), d * (1.0 - d2 * (1.0 / 6.0 - d2 / 120.0))
+
+
+@numba.njit(cache=True)
+def rotate(c: float, s: float, cd: float, sd: float):
+    """(c, s) advanced by the angle whose cos, sin are (cd, sd)."""
+    return c * cd - s * sd, s * cd + c * sd
+
+
+@numba.njit(cache=True)
 def push_event(events: np.ndarray, state: np.ndarray, t_s: float, code: int,
                a: float, b: float, c: float) -> None:
     n = int(state[S_EV_N])
@@ -350,6 +401,10 @@ def open_converter(state: np.ndarray, events: np.ndarray, t_s: float, mode: int)
         state[S_BLK_T] = BLOCK_TIME_S
     state[S_P_RAMP] = 0.0
     clear_flags(state, events, t_s)
+    if state[S_GFM] > 0.5:
+        state[S_GFM] = 0.0
+        state[S_SYNC] = 0.0
+        push_event(events, state, t_s, EV_GFM_EXIT, 0.0, 0.0, 0.0)
     set_mode(state, events, t_s, mode)
 
 
@@ -374,7 +429,9 @@ def update_windows(state: np.ndarray, win: np.ndarray, params: np.ndarray,
     state[S_WIN_POS] = (pos + 1) % n_win
     vpk = params[P_VPK_NOM]
     inv_n = 1.0 / n_win
-    state[S_V1_PU] = math.hypot(state[S_WIN_SUM + 3], state[S_WIN_SUM + 4]) * inv_n / vpk
+    sd, sq = state[S_WIN_SUM + 3], state[S_WIN_SUM + 4]
+    state[S_V1_PU] = math.sqrt(sd * sd + sq * sq) * inv_n / vpk
+    state[S_V1_PRE] += (state[S_V1_PU] - state[S_V1_PRE]) * params[P_DT] / V1_PRE_TAU_S
     # RMS per unit = sqrt(mean v^2) / (vpk / sqrt 2)
     lo = min(state[S_WIN_SUM], min(state[S_WIN_SUM + 1], state[S_WIN_SUM + 2]))
     hi = max(state[S_WIN_SUM], max(state[S_WIN_SUM + 1], state[S_WIN_SUM + 2]))
@@ -457,6 +514,8 @@ def handle_command(state: np.ndarray, params: np.ndarray, events: np.ndarray,
     elif cmd == CMD_RESET:
         if mode == MODE_TRIPPED or mode == MODE_FAULT:
             set_mode(state, events, t_s, MODE_OFF)
+    else:
+        gfm.handle_gfm_command(state, params, events, t_s, cmd)
 
 
 @numba.njit(cache=True)
@@ -547,6 +606,9 @@ def supervise(state: np.ndarray, params: np.ndarray, events: np.ndarray, t_s: fl
         if state[S_MODE_T] >= params[P_T_SYNC]:
             set_mode(state, events, t_s, MODE_RUNNING)
         return
+    gfm.supervise_grid_forming(state, params, events, t_s)
+    if state[S_GFM] > 0.5:
+        return      # a voltage source rides through by itself: no RT hold, no cessation
     update_ride_through(state, params, events, t_s)
     update_cessation(state, params, events, t_s)
 
@@ -558,9 +620,12 @@ def update_ride_through(state: np.ndarray, params: np.ndarray, events: np.ndarra
     db = params[P_DB]
     if state[S_RT] < 0.5 and dev > db:
         state[S_RT] = 1.0
-        # hold the pre-disturbance currents: P is restored from them, not from V-scaled P
-        state[S_ID_HOLD] = state[S_ID_REF]
-        state[S_IQ_HOLD] = state[S_IQ_REF]
+        # hold the pre-disturbance currents: the references as they were at the voltage
+        # before the sag began (the one-cycle |V1| lags the sag by the time it gets here)
+        # (id = P / V: rescale from the present |V1| to the filtered pre-sag |V1|)
+        v_scale = max(state[S_V1_PU], 0.2) / max(state[S_V1_PRE], 0.2)
+        state[S_ID_HOLD] = state[S_ID_REF] * v_scale
+        state[S_IQ_HOLD] = state[S_IQ_REF] * v_scale
         push_event(events, state, t_s, EV_RT_ENTER, state[S_V1_PU], 0.0, 0.0)
     elif state[S_RT] > 0.5 and dev < db - RT_HYSTERESIS_PU:
         state[S_RT] = 0.0
@@ -588,7 +653,7 @@ def update_cessation(state: np.ndarray, params: np.ndarray, events: np.ndarray,
 @numba.njit(cache=True)
 def limit_current(id_ref: float, iqc_ref: float, imax: float, prio: int):
     """Returns (id, iq_capacitive, limited). iq positive = capacitive (Q > 0)."""
-    mag = math.hypot(id_ref, iqc_ref)
+    mag = math.sqrt(id_ref * id_ref + iqc_ref * iqc_ref)
     if mag <= imax:
         return id_ref, iqc_ref, False
     if prio == PRIO_Q:
@@ -609,8 +674,9 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
     """dq current references (id, iq_capacitive) from setpoints, ride-through, limiter."""
     dt = params[P_DT]
     mode = int(state[S_MODE])
-    if mode != MODE_RUNNING:
-        # STARTING synchronises at zero current; MC ceases current without disconnecting
+    if mode != MODE_RUNNING or state[S_GAP_T] > 0.0:
+        # STARTING synchronises at zero current; MC ceases current without disconnecting;
+        # a transfer gap (island_transfer_gap) ceases it while the firmware changes mode
         state[S_SMOOTH_ON] = 0.0
         state[S_ID_REF] = 0.0
         state[S_IQ_REF] = 0.0
@@ -631,7 +697,8 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
         iqc_ref = state[S_IQ_HOLD]
         if params[P_DVS_EN] > 0.5 and params[P_DEF_NO_Q] < 0.5:
             iqc_ref += params[P_K] * (1.0 - state[S_V1_PU]) * ipk
-        prio = PRIO_Q
+        # the declared priority applies in ride-through too: a site that wants reactive
+        # priority during faults writes limit_priority = Q (IEEE 2800 default)
     else:
         p_ref = state[S_P_RAMP] + smoothing_power_w(state, params)
         p_max = params[P_S_RATED]
@@ -647,7 +714,7 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
     if params[P_DEF_PRIO_IGN] > 0.5:
         prio = PRIO_MIXED
     imax = params[P_IMAX_PK]
-    mag = math.hypot(id_ref, iqc_ref)
+    mag = math.sqrt(id_ref * id_ref + iqc_ref * iqc_ref)
     if params[P_DEF_LIMIT_CYCLE] > 0.5:
         # seeded defect: instead of limiting the reference algebraically, the firmware
         # regulates the *measured* current magnitude with a hysteretic integrator; the
@@ -656,18 +723,27 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
         limited = mag > imax
     else:
         id_lim, iqc_lim, limited = limit_current(id_ref, iqc_ref, imax, prio)
-    if state[S_LIM] < 0.5 and limited:
-        state[S_LIM] = 1.0
-        push_event(events, state, t_s, EV_LIMIT_ENTER, mag / ipk, prio, 0.0)
-    elif state[S_LIM] > 0.5 and mag < LIMIT_HYSTERESIS * imax:
-        state[S_LIM] = 0.0
-        push_event(events, state, t_s, EV_LIMIT_EXIT, mag / ipk, prio, 0.0)
+    flag_limit(state, params, events, t_s, limited, mag, prio)
     return id_lim, iqc_lim
 
 
 @numba.njit(cache=True)
-def ai_load_current(state: np.ndarray, params: np.ndarray, t_s: float, p_cmd_w: float,
-                    va: float, vb: float, vc: float, i_ai: np.ndarray) -> None:
+def flag_limit(state: np.ndarray, params: np.ndarray, events: np.ndarray, t_s: float,
+               limited: bool, mag: float, prio: int) -> None:
+    """The visible limit state and its events (exit with hysteresis, no chatter)."""
+    ipk = params[P_IPK_RATED]
+    if state[S_LIM] < 0.5 and limited:
+        state[S_LIM] = 1.0
+        push_event(events, state, t_s, EV_LIMIT_ENTER, mag / ipk, prio, 0.0)
+    elif state[S_LIM] > 0.5 and mag < LIMIT_HYSTERESIS * params[P_IMAX_PK]:
+        state[S_LIM] = 0.0
+        push_event(events, state, t_s, EV_LIMIT_EXIT, mag / ipk, prio, 0.0)
+
+
+@numba.njit(cache=True)
+def ai_load_current(state: np.ndarray, params: np.ndarray, p_cmd_w: float,
+                    va: float, vb: float, vc: float, c: float, s: float, c2: float, s2: float,
+                    i_ai: np.ndarray) -> None:
     """Regenerative AI-load emulator: a current source in phase with the fundamental PCC
     voltage, drawing the commanded power (first-order response), capped by its current
     limit. i_ai > 0 = drawn from the bus.
@@ -675,13 +751,10 @@ def ai_load_current(state: np.ndarray, params: np.ndarray, t_s: float, p_cmd_w: 
     The fundamental is estimated in a nominal-frequency dq frame through two cascaded
     low-pass stages, as the emulator's own synchronisation does: a current that follows
     the instantaneous voltage would act as a negative resistance when regenerating and
-    undamp the PCC LC resonance (several hundred Hz)."""
+    undamp the PCC LC resonance (several hundred Hz). (c, s): the nominal-frame angle
+    at the step, (c2, s2) at mid-step (the run loop rotates them, no trig per step)."""
     dt = params[P_DT]
     state[S_AI_P] += (p_cmd_w - state[S_AI_P]) * dt / params[P_AI_TAU]
-    w = TWO_PI * params[P_F_NOM]
-    th = w * t_s
-    th -= TWO_PI * math.floor(th / TWO_PI)
-    c, s = math.cos(th), math.sin(th)
     v_al = (2.0 * va - vb - vc) / 3.0
     v_be = (vb - vc) / SQRT3
     vd = v_al * c + v_be * s
@@ -691,6 +764,9 @@ def ai_load_current(state: np.ndarray, params: np.ndarray, t_s: float, p_cmd_w: 
     state[S_AI_VQ1] += (vq - state[S_AI_VQ1]) * a
     state[S_AI_VD2] += (state[S_AI_VD1] - state[S_AI_VD2]) * a
     state[S_AI_VQ2] += (state[S_AI_VQ1] - state[S_AI_VQ2]) * a
+    if state[S_AI_P] == 0.0 and p_cmd_w == 0.0:
+        i_ai[0] = i_ai[1] = i_ai[2] = 0.0      # idle: keep synchronising, draw nothing
+        return
     fd, fq = state[S_AI_VD2], state[S_AI_VQ2]
     v2 = fd * fd + fq * fq
     v_floor = 0.3 * params[P_VPK_NOM]      # below 0.3 pu it draws (limited) current
@@ -699,8 +775,6 @@ def ai_load_current(state: np.ndarray, params: np.ndarray, t_s: float, p_cmd_w: 
     g_max = params[P_AI_IMAX_PK] / math.sqrt(v2)
     g = min(max(g, -g_max), g_max)
     # held over the coming step: aim at the mid-step angle
-    th2 = th + 0.5 * w * dt
-    c2, s2 = math.cos(th2), math.sin(th2)
     i_al = g * (fd * c2 - fq * s2)
     i_be = g * (fd * s2 + fq * c2)
     i_ai[0] = i_al
@@ -759,7 +833,7 @@ def update_faulty_limit_loop(state: np.ndarray, params: np.ndarray) -> None:
 @numba.njit(cache=True)
 def current_control(state: np.ndarray, params: np.ndarray, id_ref: float, iqc_ref: float,
                     cos_th: float, sin_th: float, vd: float, vq: float,
-                    v0: float):
+                    v0: float, w: float):
     """dq PI with decoupling and filtered d-axis voltage feed-forward; returns v_conv abc."""
     dt = params[P_DT]
     # feed-forward filtered: unfiltered PCC feed-forward destabilises weak-grid LC modes
@@ -776,7 +850,6 @@ def current_control(state: np.ndarray, params: np.ndarray, id_ref: float, iqc_re
     i_d = i_al * cos_th + i_be * sin_th
     i_q = -i_al * sin_th + i_be * cos_th
     iq_ref = -iqc_ref          # capacitive current lags the voltage: negative q-axis
-    w = state[S_PLL_W]
     wl = w * params[P_LF]
     kp, ki = params[P_CC_KP], params[P_CC_KI]
     e_d = id_ref - i_d
@@ -786,7 +859,7 @@ def current_control(state: np.ndarray, params: np.ndarray, id_ref: float, iqc_re
     # voltage and destabilises the PLL on weak grids (SCR < 2); the integrator holds vq ~ 0
     u_q = kp * e_q + state[S_IQ_INT] + wl * i_d
     v_lim = params[P_M_MAX] * state[S_VDC] / SQRT3
-    mag = math.hypot(u_d, u_q)
+    mag = math.sqrt(u_d * u_d + u_q * u_q)
     if mag > v_lim:
         # modulation limit: scale the vector, hold the integrators (anti-windup)
         s = v_lim / mag if mag > 0.0 else 0.0
@@ -796,8 +869,7 @@ def current_control(state: np.ndarray, params: np.ndarray, id_ref: float, iqc_re
         state[S_ID_INT] += ki * e_d * dt
         state[S_IQ_INT] += ki * e_q * dt
     # the voltage is held for the whole step: rotate to mid-step angle
-    th_half = 0.5 * w * dt
-    ch, sh = math.cos(th_half), math.sin(th_half)
+    ch, sh = small_angle_cos_sin(0.5 * w * dt)
     c2 = cos_th * ch - sin_th * sh
     s2 = sin_th * ch + cos_th * sh
     u_al = u_d * c2 - u_q * s2
@@ -814,29 +886,40 @@ def current_control(state: np.ndarray, params: np.ndarray, id_ref: float, iqc_re
 @numba.njit(cache=True)
 def step_network(state: np.ndarray, mats: np.ndarray, e: np.ndarray,
                  vconv: np.ndarray, i_ai: np.ndarray, e_gen: np.ndarray,
-                 z: np.ndarray, out: np.ndarray) -> None:
-    """x+ = [Phi | Gamma] [x; u] per phase (z, out: scratch, no allocation per step)."""
+                 full: bool) -> None:
+    """x+ = [Phi | Gamma] [x; u] per phase, written out row by row.
+
+    Explicit rows keep the five dot products independent (a generic loop over j
+    serialises them on one accumulator, which was the kernel's largest cost). With no
+    bank inductor and the genset breaker open (``full`` False) their states are held at
+    zero and the e_gen column of Gamma is zero, so only the 3 x 6 core is computed."""
     for ph in range(3):
-        z[0] = state[S_IG + ph]
-        z[1] = state[S_IF + ph]
-        z[2] = state[S_VC + ph]
-        z[3] = state[S_IL + ph]
-        z[4] = state[S_IGEN + ph]
-        z[5] = e[ph]
-        z[6] = vconv[ph]
-        z[7] = i_ai[ph]
-        z[8] = e_gen[ph]
         m = mats[ph]
-        for i in range(NX):
-            acc = 0.0
-            for j in range(NX + NU):
-                acc += m[i, j] * z[j]
-            out[i] = acc
-        state[S_IG + ph] = out[0]
-        state[S_IF + ph] = out[1]
-        state[S_VC + ph] = out[2]
-        state[S_IL + ph] = out[3]
-        state[S_IGEN + ph] = out[4]
+        x0 = state[S_IG + ph]
+        x1 = state[S_IF + ph]
+        x2 = state[S_VC + ph]
+        u0 = e[ph]
+        u1 = vconv[ph]
+        u2 = i_ai[ph]
+        o0 = m[0, 0] * x0 + m[0, 1] * x1 + m[0, 2] * x2 + m[0, 5] * u0 + m[0, 6] * u1 + m[0, 7] * u2
+        o1 = m[1, 0] * x0 + m[1, 1] * x1 + m[1, 2] * x2 + m[1, 5] * u0 + m[1, 6] * u1 + m[1, 7] * u2
+        o2 = m[2, 0] * x0 + m[2, 1] * x1 + m[2, 2] * x2 + m[2, 5] * u0 + m[2, 6] * u1 + m[2, 7] * u2
+        if full:
+            x3 = state[S_IL + ph]
+            x4 = state[S_IGEN + ph]
+            u3 = e_gen[ph]
+            o0 += m[0, 3] * x3 + m[0, 4] * x4 + m[0, 8] * u3
+            o1 += m[1, 3] * x3 + m[1, 4] * x4 + m[1, 8] * u3
+            o2 += m[2, 3] * x3 + m[2, 4] * x4 + m[2, 8] * u3
+            o3 = (m[3, 0] * x0 + m[3, 1] * x1 + m[3, 2] * x2 + m[3, 3] * x3 + m[3, 4] * x4
+                  + m[3, 5] * u0 + m[3, 6] * u1 + m[3, 7] * u2 + m[3, 8] * u3)
+            o4 = (m[4, 0] * x0 + m[4, 1] * x1 + m[4, 2] * x2 + m[4, 3] * x3 + m[4, 4] * x4
+                  + m[4, 5] * u0 + m[4, 6] * u1 + m[4, 7] * u2 + m[4, 8] * u3)
+            state[S_IL + ph] = o3
+            state[S_IGEN + ph] = o4
+        state[S_IG + ph] = o0
+        state[S_IF + ph] = o1
+        state[S_VC + ph] = o2
 
 
 @numba.njit(cache=True)
@@ -920,13 +1003,13 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
     buffer is nearly full (the caller drains it and continues) or when the numerical
     guard fires (state[S_ERR_CODE] != 0)."""
     dt = params[P_DT]
-    n_ring = ring.shape[1]
+    n_ring = ring.shape[0]
     e = np.empty(3)
     vconv = np.zeros(3)
     i_ai = np.zeros(3)
     e_gen = np.zeros(3)
-    z = np.empty(NX + NU)
-    z_out = np.empty(NX)
+    # bank inductor and genset branch states exist only while those branches do
+    net_full = params[P_BANK_L] > 0.0 or params[P_GEN_BRK] > 0.5
     vals = np.empty(N_ACC)
     a_load = math.exp(-dt / params[P_SMOOTH_TAU])
     ev_stop = events.shape[0] - 8
@@ -939,14 +1022,25 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         cph[ph] = amp[ph] * math.cos(params[P_SRC_PHA + ph])
         sph[ph] = amp[ph] * math.sin(params[P_SRC_PHA + ph])
     w_src = TWO_PI * params[P_SRC_F]
+    # rotating frames carried as (cos, sin) through the chunk instead of trig per step;
+    # they restart from the angles at each chunk, so rounding never accumulates
+    src_c, src_s = math.cos(state[S_SRC_TH]), math.sin(state[S_SRC_TH])
+    src_cd, src_sd = math.cos(w_src * dt), math.sin(w_src * dt)
+    src_ch, src_sh = math.cos(0.5 * w_src * dt), math.sin(0.5 * w_src * dt)
+    pll_c, pll_s = math.cos(state[S_PLL_TH]), math.sin(state[S_PLL_TH])
+    w_nom = TWO_PI * params[P_F_NOM]
+    th_nom = w_nom * step0 * dt
+    th_nom -= TWO_PI * math.floor(th_nom / TWO_PI)
+    nom_c, nom_s = math.cos(th_nom), math.sin(th_nom)
+    nom_cd, nom_sd = math.cos(w_nom * dt), math.sin(w_nom * dt)
+    nom_ch, nom_sh = math.cos(0.5 * w_nom * dt), math.sin(0.5 * w_nom * dt)
     for k in range(n_steps):
         if state[S_EV_N] >= ev_stop:
             return k
         t_s = (step0 + k) * dt
         va, vb, vc = state[S_VC], state[S_VC + 1], state[S_VC + 2]
         # --- measurement in the PLL frame
-        th = state[S_PLL_TH]
-        cos_th, sin_th = math.cos(th), math.sin(th)
+        cos_th, sin_th = pll_c, pll_s
         v_al = (2.0 * va - vb - vc) / 3.0
         v_be = (vb - vc) / SQRT3
         v0 = (va + vb + vc) / 3.0
@@ -957,26 +1051,40 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         supervise(state, params, events, t_s, va, vb, vc)
         if params[P_DEF_LIMIT_CYCLE] > 0.5:
             update_faulty_limit_loop(state, params)
-        id_ref, iqc_ref = current_references(state, params, events, t_s)
-        vconv[0], vconv[1], vconv[2] = current_control(
-            state, params, id_ref, iqc_ref, cos_th, sin_th, vd, vq, v0)
+        if state[S_GFM] > 0.5:
+            # grid forming: its own angle frames the references and the current loop
+            g_c, g_s = math.cos(state[S_GFM_TH]), math.sin(state[S_GFM_TH])
+            vd_g = v_al * g_c + v_be * g_s
+            vq_g = -v_al * g_s + v_be * g_c
+            w_frame = state[S_GFM_W]
+            id_ref, iqc_ref = gfm.grid_forming_references(state, params, events, t_s,
+                                                          g_c, g_s, vd_g, vq_g)
+            vconv[0], vconv[1], vconv[2] = current_control(
+                state, params, id_ref, iqc_ref, g_c, g_s, vd_g, vq_g, v0, w_frame)
+        else:
+            id_ref, iqc_ref = current_references(state, params, events, t_s)
+            vconv[0], vconv[1], vconv[2] = current_control(
+                state, params, id_ref, iqc_ref, cos_th, sin_th, vd, vq, v0, state[S_PLL_W])
         update_pll(state, params, vq)
-        ai_load_current(state, params, t_s, ai_p_w[k], va, vb, vc, i_ai)
+        pll_c, pll_s = rotate(pll_c, pll_s, *small_angle_cos_sin(state[S_PLL_W] * dt))
+        nom_c2, nom_s2 = rotate(nom_c, nom_s, nom_ch, nom_sh)
+        ai_load_current(state, params, ai_p_w[k], va, vb, vc, nom_c, nom_s, nom_c2, nom_s2, i_ai)
+        nom_c, nom_s = rotate(nom_c, nom_s, nom_cd, nom_sd)
         v_pre_a, v_pre_b, v_pre_c = va, vb, vc
         # --- network
         ensure_topology(state, params, mats)
         th_src = state[S_SRC_TH]
-        th_mid = th_src + 0.5 * w_src * dt
-        c_mid, s_mid = math.cos(th_mid), math.sin(th_mid)
+        c_mid, s_mid = rotate(src_c, src_s, src_ch, src_sh)
         for ph in range(3):
             e[ph] = state[S_SW_SRC + ph] * (cph[ph] * c_mid - sph[ph] * s_mid)
+        src_c, src_s = rotate(src_c, src_s, src_cd, src_sd)
         th_src += w_src * dt
         if th_src > TWO_PI:
             th_src -= TWO_PI
         state[S_SRC_TH] = th_src
         if_a0, if_b0, if_c0 = state[S_IF], state[S_IF + 1], state[S_IF + 2]
         ig_a0, ig_b0, ig_c0 = state[S_IG], state[S_IG + 1], state[S_IG + 2]
-        step_network(state, mats, e, vconv, i_ai, e_gen, z, z_out)
+        step_network(state, mats, e, vconv, i_ai, e_gen, net_full)
         # --- DC side: lossless averaged switches, p_conv = sum v_conv * i_pcs
         p_conv = 0.5 * (vconv[0] * (if_a0 + state[S_IF]) + vconv[1] * (if_b0 + state[S_IF + 1])
                         + vconv[2] * (if_c0 + state[S_IF + 2]))
@@ -1041,22 +1149,30 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         state[S_PLOAD_F] = a_load * state[S_PLOAD_F] + (1.0 - a_load) * p_load
         accumulate(state, params, meas, t_s + dt, vals)
         # --- scope ring: sample of time t_s + dt
-        col = (step0 + k + 1) % n_ring
-        ring[0, col] = va
-        ring[1, col] = vb
-        ring[2, col] = vc
-        ring[3, col] = ia
-        ring[4, col] = ib
-        ring[5, col] = ic
-        ring[6, col] = state[S_IG]
-        ring[7, col] = state[S_IG + 1]
-        ring[8, col] = state[S_IG + 2]
-        ring[9, col] = state[S_VDC]
-        ring[10, col] = i_conv
-        ring[11, col] = la
-        ring[12, col] = lb
-        ring[13, col] = lc
-        ring[14, col] = ha
-        ring[15, col] = hb
-        ring[16, col] = hc
+        # one contiguous row per sample: 17 scattered column writes per step cost
+        # more than the whole network update (TLB misses across the signal rows)
+        r = ring[(step0 + k + 1) % n_ring]
+        r[0] = va
+        r[1] = vb
+        r[2] = vc
+        r[3] = ia
+        r[4] = ib
+        r[5] = ic
+        r[6] = state[S_IG]
+        r[7] = state[S_IG + 1]
+        r[8] = state[S_IG + 2]
+        r[9] = state[S_VDC]
+        r[10] = i_conv
+        r[11] = la
+        r[12] = lb
+        r[13] = lc
+        r[14] = ha
+        r[15] = hb
+        r[16] = hc
     return n_steps
+
+
+# Grid-forming functions live in their own module, which reads the index constants above;
+# imported last so that it sees them (numba resolves the functions at first call).
+from bench.sim import kernel_gfm as gfm  # noqa: E402
+

@@ -98,6 +98,8 @@ MODEL_PLAN: tuple[tuple[int, dict[str, int]], ...] = (
     (713, {}), (715, {}),
 )
 SUPPORTED_FUNCTION_CODES = frozenset({3, 4, 6, 16})
+TRIP_SETTING_DRIFT = "trip_setting_drift"   # seeded defect applied in _adopt_curves
+TRIP_SETTING_DRIFT_S = 0.5
 # Written-by-the-client points that reads never overwrite, with their value at power-up.
 _INITIAL_VALUES: dict[int, dict[str, int]] = {715: {"ControllerHb": 0}}
 
@@ -729,6 +731,11 @@ def _adopt_curves(dev: SunSpecPcsDevice, model: PlacedModel, merged: list[int]) 
     # 0 % on the LV side means "never cease" (IEEE 2800 forbids momentary cessation)
     if not (beyond_nominal(mom_cess_pct) or (lv and mom_cess_pct == 0.0)):
         return False
+    if lv and TRIP_SETTING_DRIFT in getattr(dev.plant.config, "defects", ()):
+        # Seeded defect (bench/sim/defects.py, caught by C2): the firmware stores the first
+        # must-trip point later than written; the curve reads back as stored.
+        v_pu, t_s = must_trip[0]
+        must_trip[0] = (v_pu, t_s + TRIP_SETTING_DRIFT_S)
     settings = dev.plant.pcs_settings
     if lv:
         settings.lv_must_trip = must_trip

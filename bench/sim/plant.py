@@ -24,14 +24,37 @@ from bench.sim import kernel_emt as k
 from bench.sim.ai_load import AiLoadConfig, AiLoadProfile
 from bench.sim.defects import check_defects
 
-MAX_CHUNK_S = 0.01          # telemetry/events are refreshed at least this often
+# One kernel call advances at most this much plant time. Telemetry and events are written
+# inside the kernel (events carry their own time stamps), so the chunk only bounds the
+# AI-load command buffer and the Python overhead per call (~10 us), which at 10 ms chunks
+# was a tenth of the run time. The bench's own slices (control endpoint, recorder) are 50 ms.
+MAX_CHUNK_S = 0.05
+STALE_CHUNK_S = 0.01        # telemetry_timestamp_lag keeps its stale copies this often
 EVENT_CAPACITY = 512
 CALLBACK_EPS_S = 1e-9
 
 STATE_NAMES = ("OFF", "STARTING", "RUNNING", "MOMENTARY_CESSATION", "TRIPPED", "FAULT")
 PRIORITY_CODES = {"P": k.PRIO_P, "Q": k.PRIO_Q, "mixed": k.PRIO_MIXED}
 COMMAND_CODES = {"start": k.CMD_START, "stop": k.CMD_STOP, "standby": k.CMD_STANDBY,
-                 "reset_alarms": k.CMD_RESET}
+                 "reset_alarms": k.CMD_RESET,
+                 # grid forming: energise a dead bus; open / re-synchronise and close the
+                 # PCC breaker between the grid simulator's impedance and the PCC bus
+                 "black_start": k.CMD_BLACK_START, "island": k.CMD_ISLAND,
+                 "reconnect": k.CMD_RECONNECT}
+CONTROL_MODES = {"GFL": k.CTRL_GFL, "GFM_DROOP": k.CTRL_GFM_DROOP, "GFM_VSM": k.CTRL_GFM_VSM}
+# grid forming (kernel_gfm.py): virtual resistance (damps the virtual inductor), droop power
+# filter, PCC voltage-magnitude regulator (integral; closed loop ~7 Hz, zeta ~0.56)
+GFM_RV_PU = 0.03
+GFM_MIN_X_PU = 0.02          # below this the virtual inductor is the converter filter's
+GFM_POWER_TAU_S = 0.02
+VREG_KP, VREG_KI_PER_S, VREG_TAU_S = 0.0, 40.0, 0.02
+BLACK_START_RAMP_S = 1.0
+# gfm_underdamped: |V| measured through a 300 ms filter (a telemetry RMS reused by the
+# regulator) and the integral gain raised to keep the bandwidth: ~3 Hz, zeta ~0.09
+UNDERDAMPED_VREG_KI_PER_S, UNDERDAMPED_VREG_TAU_S = 107.0, 0.30
+# blackstart_overshoot: 50 ms "ramp", integral-only start-up regulator at 3x gain
+OVERSHOOT_RAMP_S, OVERSHOOT_KI_SCALE = 0.05, 1.5
+TRANSFER_GAP_DEFECT_S = 0.150     # island_transfer_gap: output ceases while it changes mode
 FAULT_KINDS = {"3ph": (0, 1, 2), "ag": (0,), "bg": (1,), "cg": (2,)}
 MIN_FAULT_R_OHM = 1e-4      # a "bolted" fault still has a contact resistance
 PYTHON_COMMANDS = ("dr_execute",)   # handled by the plant's supervisory layer, not the kernel
@@ -44,7 +67,9 @@ RAMP_BUFFER_SLOW_FACTOR = 4.0   # ramp_buffer_slow: its injection slews at p_ram
 START_FAIL_TEXT = {k.START_NO_GRID: "start refused: grid voltage not present",
                    k.START_NO_LOCK: "start refused: PLL not locked",
                    k.START_DC_RANGE: "start refused: DC link out of range",
-                   k.START_NOT_RESET: "start refused: alarms not reset"}
+                   k.START_NOT_RESET: "start refused: alarms not reset",
+                   k.START_BUS_LIVE: "black start refused: bus live or grid connected",
+                   k.START_NOT_OFF: "black start refused: PCS not OFF"}
 GUARD_COMPONENT = {k.ERR_GRID: "grid source branch current",
                    k.ERR_PCS: "PCS filter current",
                    k.ERR_PCC: "PCC bus voltage",
@@ -262,7 +287,7 @@ class Plant:
         self._ai_profile: AiLoadProfile | None = None
         self._ai_t0_s = 0.0
         self._win = np.zeros((5, self._n_win))
-        self._ring = np.zeros((k.N_RING, self._n_ring), dtype=np.float32)
+        self._ring = np.zeros((self._n_ring, k.N_RING), dtype=np.float32)
         self._meas = np.zeros(k.N_MEAS)
         self._events = np.zeros((EVENT_CAPACITY, k.EVENT_COLUMNS))
         self._signal_row = {name: i for i, name in enumerate(self.ring_signals)}
@@ -327,6 +352,18 @@ class Plant:
         p[k.P_RAMP_TIMEBASE] = DR_SLOW_TIMEBASE if "dr_slow_response" in self._defects else 1.0
         p[k.P_S_RATED] = pcs.s_rated_va
         p[k.P_PCC_BRK] = 1.0
+        # grid forming
+        p[k.P_RV_VIRT] = GFM_RV_PU * z_base
+        p[k.P_GFM_PF_TAU] = GFM_POWER_TAU_S
+        underdamped = "gfm_underdamped" in self._defects
+        p[k.P_VREG_KP] = VREG_KP
+        p[k.P_VREG_KI] = UNDERDAMPED_VREG_KI_PER_S if underdamped else VREG_KI_PER_S
+        p[k.P_VREG_TAU] = UNDERDAMPED_VREG_TAU_S if underdamped else VREG_TAU_S
+        overshoot = "blackstart_overshoot" in self._defects
+        p[k.P_BS_RAMP_S] = OVERSHOOT_RAMP_S if overshoot else BLACK_START_RAMP_S
+        p[k.P_BS_KI_SCALE] = OVERSHOOT_KI_SCALE if overshoot else 1.0
+        p[k.P_BS_FF] = 0.0 if overshoot else 1.0
+        p[k.P_TRANSFER_GAP_S] = TRANSFER_GAP_DEFECT_S if "island_transfer_gap" in self._defects else 0.0
         ai = cfg.ai_load
         p[k.P_AI_IMAX_PK] = math.sqrt(2.0) * ai.i_max_a
         p[k.P_AI_TAU] = ai.power_tau_s
@@ -336,6 +373,8 @@ class Plant:
         s[k.S_PLL_W] = w_nom
         s[k.S_LC_ILIM] = k.LC_WINDUP_MAX * p[k.P_IMAX_PK]
         s[k.S_TEMP_C] = pcs.ambient_c
+        s[k.S_PCC_CLOSED] = 1.0
+        s[k.S_GFM_RAMP] = 1.0
 
     # ------------------------------------------------------------------ settings
     @property
@@ -364,6 +403,13 @@ class Plant:
         _require(s.dvs_deadband_pu >= 0.0, "dvs_deadband_pu must be >= 0")
         _require(0.0 <= s.lv_mom_cess_v_pu < 1.0, "lv_mom_cess_v_pu must be within [0, 1)")
         _require(s.hv_mom_cess_v_pu > 1.0, "hv_mom_cess_v_pu must be > 1")
+        _require(s.control_mode in CONTROL_MODES,
+                 f"control_mode must be one of {sorted(CONTROL_MODES)}, got {s.control_mode!r}")
+        for name, lo, hi in (("droop_f_pct", 0.5, 10.0), ("droop_v_pct", 0.5, 10.0),
+                             ("vsm_inertia_h_s", 0.1, 20.0), ("vsm_damping_pu", 0.0, 200.0),
+                             ("virtual_x_pu", 0.0, 0.5)):
+            val = getattr(s, name)
+            _require(math.isfinite(val) and lo <= val <= hi, f"{name} must be within {lo}..{hi}, got {val}")
         lv = _trip_points("lv_must_trip", s.lv_must_trip)
         hv = _trip_points("hv_must_trip", s.hv_must_trip)
         p = self.params
@@ -386,6 +432,15 @@ class Plant:
         p[k.P_SMOOTH_RAMP] = SMOOTHING_MARGIN * s.smoothing_ramp_pu_per_s * self.config.pcs.s_rated_va
         if "ramp_buffer_slow" in self._defects:
             p[k.P_SMOOTH_SLEW] = s.p_ramp_w_per_s / RAMP_BUFFER_SLOW_FACTOR
+        pcs = self.config.pcs
+        w_nom = 2.0 * math.pi * pcs.f_nom_hz
+        z_base = pcs.v_ll_nom_v ** 2 / pcs.s_rated_va
+        p[k.P_CTRL_MODE] = CONTROL_MODES[s.control_mode]
+        p[k.P_GFM_MP] = s.droop_f_pct / 100.0 * w_nom / pcs.s_rated_va
+        p[k.P_GFM_MQ] = s.droop_v_pct / 100.0
+        p[k.P_VSM_2H] = 2.0 * s.vsm_inertia_h_s
+        p[k.P_VSM_D] = s.vsm_damping_pu
+        p[k.P_LV_VIRT] = max(s.virtual_x_pu, GFM_MIN_X_PU) * z_base / w_nom
         p[k.P_LV_MC] = s.lv_mom_cess_v_pu
         p[k.P_HV_MC] = s.hv_mom_cess_v_pu
         p[k.P_N_LV] = len(lv)
@@ -414,7 +469,8 @@ class Plant:
         self._in_advance = True
         try:
             end_step = self._step + int(round(duration_s * self.sample_rate_hz))
-            max_chunk = max(int(round(MAX_CHUNK_S * self.sample_rate_hz)), 1)
+            chunk_s = STALE_CHUNK_S if self._stale is not None else MAX_CHUNK_S
+            max_chunk = max(int(round(chunk_s * self.sample_rate_hz)), 1)
             self._run_due_callbacks()
             while self._step < end_step:
                 target = min(end_step, self._step + max_chunk)
@@ -495,6 +551,19 @@ class Plant:
             if text not in self._alarms:
                 self._alarms.append(text)
             self._log(t_s, "START_FAIL", text)
+        elif code == k.EV_GFM_ENTER:
+            cause = {0: "setting", 1: "grid loss", 2: "black start"}.get(int(a), "?")
+            self._log(t_s, "MODE", f"grid forming ({cause})")
+        elif code == k.EV_GFM_EXIT:
+            self._log(t_s, "MODE", "grid following")
+        elif code == k.EV_GRID_LOSS:
+            self._log(t_s, "GRID_LOSS", "grid side open: islanded")
+        elif code == k.EV_BRK_OPEN:
+            self._log(t_s, "BREAKER", "PCC breaker open (island)")
+        elif code == k.EV_BRK_CLOSE:
+            self._log(t_s, "BREAKER", f"PCC breaker closed (angle {a:.1f} deg, df {b:.3f} Hz)")
+        elif code == k.EV_SYNC_START:
+            self._log(t_s, "SYNC", "synchronising to the grid side")
         elif code == k.EV_FAULT:
             text = f"AC overcurrent {a:.0f} A peak > {b:.0f} A"
             self._trip_reason = text
@@ -704,6 +773,8 @@ class Plant:
             "temperature_c": float(state[k.S_TEMP_C]),
             "current_limited": bool(state[k.S_LIM] > 0.5),
             "ride_through_active": bool(state[k.S_RT] > 0.5),
+            "grid_forming": bool(state[k.S_GFM] > 0.5),
+            "pcc_breaker_closed": bool(state[k.S_PCC_CLOSED] > 0.5),
             "trip_reason": self._trip_reason,
             "alarms": alarms,
         }
@@ -760,7 +831,7 @@ class Plant:
                 f"ring samples {first * self.dt_s:.6f}..{last * self.dt_s:.6f} s not in the buffer "
                 f"(holds {oldest * self.dt_s:.6f}..{self.t_s:.6f} s)")
         cols = np.arange(first, first + n_samples) % self._n_ring
-        return self._ring[np.ix_(rows, cols)].astype(np.float64)
+        return self._ring[np.ix_(cols, rows)].T.astype(np.float64)
 
 
 def _three(name: str, values: Sequence[float] | float) -> tuple[float, float, float]:
