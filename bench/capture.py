@@ -46,11 +46,12 @@ class WaveformCapture:
     def __init__(self, scope, channels: tuple[ScopeChannel, ...], run: RunFolder, clock: BenchClock,
                  identity: dict | None = None,
                  corrections: dict[int, ChannelCorrection] | None = None,
-                 valid_for_qualification: bool = True):
+                 valid_for_qualification: bool = True, line_frequency_hz: float = 60.0):
         self.scope = scope
         self.channels = {c.name: c for c in channels}
         self.corrections = corrections or {}
         self.valid_for_qualification = valid_for_qualification
+        self.line_frequency_hz = line_frequency_hz
         self.run = run
         self.clock = clock
         self.identity = identity or {}
@@ -104,6 +105,7 @@ class WaveformCapture:
             "probe_ratio": {name: self.channels[name].ratio for name in names},
             "scope_input": {name: self.channels[name].channel for name in names},
             "sample_rate_hz": self.settings.sample_rate_hz,
+            "line_frequency_hz": self.line_frequency_hz,
             "pretrigger_s": self.settings.pretrigger_s,
             "time_reference": "t_s = 0 at the trigger (grid simulator transient start)",
             "instrument": self.identity,

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.comtrade_writer import AnalogChannel, ComtradeRecord, write_comtrade
 from bench.measurements import Measurement
 
 
@@ -72,11 +73,16 @@ class RunFolder:
         return path
 
     def save_capture(self, test_name: str, capture_name: str, frame: pd.DataFrame) -> Path:
-        """Write a capture (frame.attrs carry units and metadata) as Parquet, before analysis."""
+        """Write a capture (frame.attrs carry units and metadata) as Parquet, before analysis,
+        and, when it is a waveform record, as COMTRADE next to it for protection engineers."""
         folder = self.captures_dir / safe_name(test_name)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{safe_name(capture_name)}.parquet"
         frame.to_parquet(path)
+        if "sample_rate_hz" in frame.attrs and len(frame):
+            files = write_comtrade(capture_as_comtrade(frame, f"{test_name} {capture_name}"))
+            path.with_suffix(".cfg").write_bytes(files.cfg)
+            path.with_suffix(".dat").write_bytes(files.dat)
         return path
 
     def plot_path(self, test_name: str, plot_name: str) -> Path:
@@ -95,3 +101,24 @@ class RunFolder:
             writer.writeheader()
             for m in self.measurements:
                 writer.writerow(m.row())
+
+
+def capture_as_comtrade(frame: pd.DataFrame, device_id: str,
+                        trigger_time: dt.datetime | None = None) -> ComtradeRecord:
+    """A waveform capture (index t_s relative to the trigger) as a COMTRADE record.
+
+    The bench's clock is relative; the absolute trigger time is the wall-clock time of saving
+    unless given, which is what a reviewer needs to find the run, not a synchronised stamp.
+    """
+    trigger = trigger_time or dt.datetime.now().replace(microsecond=0)
+    t_s = frame.index.to_numpy(dtype=float)
+    units = frame.attrs.get("units", {})
+    analogs = [AnalogChannel(name=str(name), unit=units.get(name, ""),
+                             values=frame[name].to_numpy(dtype=float),
+                             phase=str(name)[-1].upper() if str(name)[-2:-1] == "_" else "")
+               for name in frame.columns]
+    return ComtradeRecord(station_name="bessbench", device_id=device_id,
+                          line_frequency_hz=float(frame.attrs.get("line_frequency_hz", 60.0)),
+                          sample_rate_hz=float(frame.attrs["sample_rate_hz"]),
+                          start_time=trigger + dt.timedelta(seconds=float(t_s[0])),
+                          trigger_time=trigger, analogs=analogs)

@@ -177,7 +177,8 @@ def capture(bench_session, run_folder) -> WaveformCapture:
     return WaveformCapture(bench_session.instrument("oscilloscope"), scope_config.channels,
                            run_folder, bench_session.clock, bench_session.identities.get("oscilloscope"),
                            corrections=bench_session.channel_corrections("oscilloscope"),
-                           valid_for_qualification=bench_session.valid_for_qualification)
+                           valid_for_qualification=bench_session.valid_for_qualification,
+                           line_frequency_hz=bench_session.config.pcs.f_nom_hz)
 
 
 @pytest.fixture

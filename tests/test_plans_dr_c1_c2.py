@@ -127,7 +127,7 @@ def test_reader_refuses_inconsistent_files_with_a_located_reason():
 
 
 def test_reader_reads_what_the_virtual_pcs_writes():
-    from bench.sim.comtrade_writer import AnalogChannel, ComtradeRecord, DigitalChannel, write_comtrade
+    from bench.comtrade_writer import AnalogChannel, ComtradeRecord, DigitalChannel, write_comtrade
     values = np.linspace(-300.0, 300.0, 64)
     values[5] = np.nan
     files = write_comtrade(ComtradeRecord("st", "dev", 60.0, 1920.0, START, TRIGGER,

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.sim.comtrade_writer import (
+from bench.comtrade_writer import (
     AnalogChannel,
     ComtradeFiles,
     ComtradeRecord,

@@ -1,8 +1,9 @@
-"""COMTRADE writer for the simulated PCS's disturbance records (IEEE C37.111-2013, BINARY).
+"""COMTRADE writer (IEEE C37.111-2013): the simulated PCS's disturbance records and the
+bench's own captures, so a protection engineer opens either in the tools they use.
 
-One job: turn sampled channels into the two files a recorder publishes, `.cfg` (ASCII text)
-and `.dat` (16-bit binary). Written from the standard, not from any reader, so that a public
-reader (the `comtrade` package) can check it independently.
+One job: turn sampled channels into `.cfg` (ASCII text) and `.dat` (16-bit BINARY, or ASCII).
+Written from the standard, not from any reader, so that a public reader (the `comtrade`
+package) can check it independently.
 
 Choices, and why:
 - BINARY (int16) data: the smallest file to serve over Modbus FC20; each analog channel gets
@@ -115,7 +116,10 @@ def _number(value: float) -> str:
     return f"{value:.9g}"
 
 
-def _cfg_lines(record: ComtradeRecord, scalings: list[_Scaling]) -> list[str]:
+FILE_TYPES = ("BINARY", "ASCII")
+
+
+def _cfg_lines(record: ComtradeRecord, scalings: list[_Scaling], file_type: str) -> list[str]:
     n_a, n_d = len(record.analogs), len(record.digitals)
     lines = [f"{_text_field(record.station_name)},{_text_field(record.device_id)},{REV_YEAR}",
              f"{n_a + n_d},{n_a}A,{n_d}D"]
@@ -135,7 +139,7 @@ def _cfg_lines(record: ComtradeRecord, scalings: list[_Scaling]) -> list[str]:
         f"{_number(record.sample_rate_hz)},{record.n_samples}",
         comtrade_timestamp(record.start_time),
         comtrade_timestamp(record.trigger_time),
-        "BINARY",
+        file_type,
         "1",                                              # time multiplier: stamps in us
         f"{record.time_code},{record.local_code}",
         f"{record.time_quality_code},{record.leap_second}",
@@ -162,10 +166,29 @@ def _dat_bytes(record: ComtradeRecord, scalings: list[_Scaling]) -> bytes:
     return data.tobytes()
 
 
-def write_comtrade(record: ComtradeRecord) -> ComtradeFiles:
-    """The .cfg text and the BINARY .dat of `record`."""
+def _dat_ascii(record: ComtradeRecord, scalings: list[_Scaling]) -> bytes:
+    """One line per sample: number, time stamp (µs), analog raw values, one 0/1 per status
+    channel; a missing analog sample is left empty (the ASCII form of 'missing')."""
+    n = record.n_samples
+    columns = [np.arange(1, n + 1).astype(str),
+               np.rint(np.arange(n) * 1e6 / record.sample_rate_hz).astype(np.int64).astype(str)]
+    for channel, scaling in zip(record.analogs, scalings):
+        raw = _quantise(np.asarray(channel.values, dtype=np.float64), scaling).astype(str)
+        raw[raw == str(RAW_MISSING)] = ""
+        columns.append(raw)
+    for channel in record.digitals:
+        columns.append(np.asarray(channel.values, dtype=bool).astype(np.int8).astype(str))
+    lines = [",".join(row) for row in zip(*columns)] if n else []
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+
+
+def write_comtrade(record: ComtradeRecord, file_type: str = "BINARY") -> ComtradeFiles:
+    """The .cfg text and the .dat (BINARY or ASCII) of `record`."""
     if record.sample_rate_hz <= 0.0:
         raise ValueError(f"sample rate must be > 0, got {record.sample_rate_hz}")
+    if file_type not in FILE_TYPES:
+        raise ValueError(f"COMTRADE file type {file_type!r} not written (use {', '.join(FILE_TYPES)})")
     scalings = [_scaling(np.asarray(c.values, dtype=np.float64)) for c in record.analogs]
-    cfg = "\r\n".join(_cfg_lines(record, scalings)) + "\r\n"
-    return ComtradeFiles(cfg=cfg.encode("ascii", errors="replace"), dat=_dat_bytes(record, scalings))
+    cfg = "\r\n".join(_cfg_lines(record, scalings, file_type)) + "\r\n"
+    dat = _dat_bytes(record, scalings) if file_type == "BINARY" else _dat_ascii(record, scalings)
+    return ComtradeFiles(cfg=cfg.encode("ascii", errors="replace"), dat=dat)
