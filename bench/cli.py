@@ -53,7 +53,7 @@ def _qualify(args: argparse.Namespace) -> int:
                    "-c", str(plans_dir / "pytest.ini"),
                    "--bench", str(bench.path), "--out", str(out),
                    f"--html={out / 'report.html'}", "--self-contained-html",
-                   "-q", "--no-header", "-p", "no:cacheprovider"]
+                   "-q", "--no-header", "-p", "no:cacheprovider", "--tb=short"]
     for defect in args.defect:
         pytest_args += ["--defect", defect]
     if args.k:

@@ -63,10 +63,30 @@ def pytest_configure(config: pytest.Config) -> None:
                                 "profile_file": str(profile.path), "defects": config.getoption("--defect"),
                                 "virtual": bench.is_virtual})
     shutil.copy(profile.path, run.root / "profile.toml")
+    _describe_run_in_report(config, bench, profile, run)
     config.stash[BENCH_KEY] = bench
     config.stash[PROFILE_KEY] = profile
     config.stash[RUN_KEY] = run
     config.stash[RESULTS_KEY] = []
+
+
+def _describe_run_in_report(config: pytest.Config, bench: BenchConfig, profile: Profile, run: RunFolder) -> None:
+    """The report's Environment table says what was tested, against what, with which software."""
+    try:
+        from pytest_metadata.plugin import metadata_key
+    except ImportError:  # pytest-html absent: nothing to describe
+        return
+    metadata = config.stash.get(metadata_key, None)
+    if metadata is None:
+        return
+    software = software_version()
+    metadata.update({
+        "Bench": f"{bench.name} ({bench.path})",
+        "PCS": f"{bench.pcs.identity.manufacturer} {bench.pcs.identity.model} s/n {bench.pcs.identity.serial}",
+        "Profile": f"{profile.title} ({profile.id})",
+        "Run folder": str(run.root),
+        "bessbench": f"{software.get('bessbench')} (git {software.get('git_revision')})",
+    })
 
 
 # ------------------------------------------------------------------ the bench
@@ -299,6 +319,28 @@ def _run_valid(config: pytest.Config) -> bool:
     return session is None or session.valid_for_qualification
 
 
+def _defect_catalogue_html(session: pytest.Session) -> str:
+    """Which seeded PCS defects each plan of this run is proven to catch, and which are seeded now."""
+    from bench.sim.defects import DEFECTS
+
+    run_ids = sorted({m.args[0] for item in session.items
+                      for m in [item.get_closest_marker("test_id")] if m is not None})
+    seeded = session.config.getoption("--defect") or []
+    bench = session.config.stash[BENCH_KEY]
+    if bench.virtual is not None:
+        seeded = list(dict.fromkeys([*bench.virtual.defects, *seeded]))
+    rows = "".join(
+        f"<tr><td>{html.escape(test_id)}</td><td>"
+        + ", ".join(html.escape(d.name) + ("" if d.implemented else " (not yet modelled)")
+                    for d in DEFECTS.values() if d.caught_by == test_id)
+        + "</td></tr>" for test_id in run_ids)
+    seeded_text = ", ".join(html.escape(name) for name in seeded) or "none (healthy PCS)"
+    return ("<h3>Plans and the seeded defects they are proven to catch</h3>"
+            f"<p>Defects seeded in this run: <b>{seeded_text}</b></p>"
+            "<table border='1' cellpadding='3' style='border-collapse:collapse'>"
+            f"<tr><th>plan</th><th>defects</th></tr>{rows}</table>")
+
+
 def pytest_html_report_title(report) -> None:
     report.title = "bessbench qualification report"
 
@@ -315,6 +357,7 @@ def pytest_html_results_summary(prefix, summary, postfix, session) -> None:
         f"<td>{html.escape(s.state)}</td><td>{html.escape(s.detail)}</td>"
         f"<td>{html.escape(s.record.certificate if s.record else '')}</td></tr>"
         for s in bench_session.calibration)
+    prefix.append(_defect_catalogue_html(session))
     prefix.append("<h3>Instrument calibration</h3><table border='1' cellpadding='3' "
                   "style='border-collapse:collapse'><tr><th>role</th><th>model</th><th>serial</th>"
                   f"<th>status</th><th>detail</th><th>certificate</th></tr>{rows}</table>")
