@@ -36,11 +36,15 @@ def energise_bench(bench_config: BenchConfig, dc_source, grid_simulator, clock: 
     clock.wait(0.2)
 
 
-def write_ride_through(pcs, procedure: dict) -> None:
-    """The profile's must-trip and momentary-cessation settings, written to the PCS."""
+def write_ride_through(pcs, procedure: dict, hv_procedure: dict | None = None) -> None:
+    """The profile's must-trip and momentary-cessation settings, written to the PCS (the HV
+    side too when the profile's HV procedure is given)."""
+    hv = hv_procedure or {}
     pcs.set_ride_through(RideThroughSettings(
         lv_must_trip=tuple(tuple(point) for point in procedure["lv_must_trip"]),
         lv_mom_cess_v_pu=float(procedure["lv_mom_cess_v_pu"]),
+        hv_must_trip=tuple(tuple(point) for point in hv.get("hv_must_trip", ())),
+        hv_mom_cess_v_pu=float(hv["hv_mom_cess_v_pu"]) if "hv_mom_cess_v_pu" in hv else None,
     ))
 
 
@@ -61,12 +65,22 @@ def run_pcs_at(pcs, clock: BenchClock, p_w: float, s_rated_va: float,
                      timeout_s=10.0, poll_s=0.1, what=f"the PCS to export {p_w / 1e3:.0f} kW")
 
 
+def voltage_event(v_pu: float, duration_s: float, v_ln_nom_v: float, f_nom_hz: float,
+                  phases: str = "ABC") -> list[GridSegment]:
+    """The named phases at v_pu (a sag below 1, a swell above) for duration_s, the others at
+    nominal, then all back to nominal."""
+    unknown = set(phases) - set("ABC")
+    if unknown or not phases:
+        raise ValueError(f"phases {phases!r}: use a combination of A, B and C")
+    during = tuple(v_pu * v_ln_nom_v if name in phases else v_ln_nom_v for name in "ABC")
+    nominal = (v_ln_nom_v,) * 3
+    return [GridSegment(duration_s, during, f_nom_hz), GridSegment(RETURN_SEGMENT_S, nominal, f_nom_hz)]
+
+
 def balanced_sag(residual_v_pu: float, duration_s: float, v_ln_nom_v: float,
                  f_nom_hz: float) -> list[GridSegment]:
     """A three-phase sag to residual_v_pu for duration_s, then back to nominal."""
-    nominal = (v_ln_nom_v,) * 3
-    return [GridSegment(duration_s, tuple(residual_v_pu * v for v in nominal), f_nom_hz),
-            GridSegment(RETURN_SEGMENT_S, nominal, f_nom_hz)]
+    return voltage_event(residual_v_pu, duration_s, v_ln_nom_v, f_nom_hz)
 
 
 def capture_transient(capture: WaveformCapture, clock: BenchClock, grid_simulator,

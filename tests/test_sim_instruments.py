@@ -90,7 +90,7 @@ def drain_errors(instrument) -> list[str]:
 
 
 def test_each_instrument_identifies_as_its_model(grid, dc, scope):
-    assert grid.query("*IDN?").startswith("AMETEK Programmable Power,MX45-3Pi,")
+    assert grid.query("*IDN?").startswith("AMETEK Programmable Power,MX45-3Pi-HV,")
     assert dc.query("*IDN?").startswith("Keysight Technologies,RP7962A,")
     assert scope.query("*IDN?").startswith("TEKTRONIX,MSO58,")
 
@@ -123,7 +123,7 @@ def test_short_long_forms_case_and_compound_messages(grid):
 
 def test_out_of_range_settings_are_refused_and_leave_the_setting(grid, dc, scope):
     grid.write("*RST;*CLS;VOLT 230")
-    grid.write("VOLT 400")  # above the 300 V (L-N) high range of the MX
+    grid.write("VOLT 450")  # above the 400 V (L-N) high range of the MX -HV
     assert grid.query("SYST:ERR?").startswith('-222,"Data out of range')
     assert float(grid.query("VOLT?")) == pytest.approx(230.0)
     dc.write("*RST;*CLS")

@@ -12,6 +12,18 @@ The source output drives the plant's grid source terminals; a list transient is 
 on the plant's clock with `plant.schedule`, so segment edges fall on plant time exactly,
 whatever the pace of the simulation. At the start of a list the trigger output pulses;
 the launcher wires that output to the oscilloscope's AUX trigger input.
+
+Programmable output impedance (`OUTPut:IMPedance[:STATe] ON|OFF`, `OUTPut:IMPedance:REAL`,
+`OUTPut:IMPedance:REACtive`): the headers are those of the SCPI tree this command set comes
+from (HP/Agilent 6811B…6834B OUTPut subsystem); the MX manual's page on them was not found,
+so this twin assumes, and states here for a check against the manual on a real unit:
+- REAL in ohms, REACtive in millihenries (suffixes OHM / MH accepted), 0 to 1 ohm and
+  0 to 1 mH (`MxRatings`); outside that range -222;
+- one impedance for all phases: programming it with `INST:COUP NONE` is refused (-221);
+- *RST turns the impedance off and sets both parts to 0; the values may be changed with the
+  output on and take effect at once while the state is ON;
+- while ON, the plant's source impedance (`Plant.set_source_impedance`) is the programmed
+  R-L, in series with the bench's own wiring impedance; OFF removes it (the values are kept).
 """
 
 from __future__ import annotations
@@ -39,9 +51,11 @@ PHASES = (1, 2, 3)
 class MxRatings:
     """Programming limits of the model (refused with -222 outside them)."""
 
-    model: str = "MX45-3Pi"
-    voltage_range_low_v: float = 150.0  # L-N rms, low range
-    voltage_range_high_v: float = 300.0  # L-N rms, high range
+    # The bench runs a 480 V PCS and must swell to 1.2 pu (333 V L-N): the MX's high-voltage
+    # option (-HV: 200/400 V L-N ranges instead of 150/300 V) is what such a lab buys.
+    model: str = "MX45-3Pi-HV"
+    voltage_range_low_v: float = 200.0  # L-N rms, low range
+    voltage_range_high_v: float = 400.0  # L-N rms, high range
     freq_min_hz: float = 16.0
     freq_max_hz: float = 1000.0
     # The bench's source is sized for the 250 kVA PCS (several MX cabinets behind one
@@ -50,6 +64,8 @@ class MxRatings:
     list_points_max: int = 32  # manual §6.4.3: "up to 32 settings (or points) in the list"
     list_count_max: int = 65535
     dwell_max_s: float = 1.0e5
+    impedance_real_max_ohm: float = 1.0     # programmable output impedance, resistive part
+    impedance_reactive_max_mh: float = 1.0  # inductive part
 
 
 # phase angles of A, B, C (manual convention: angles of B and C relative to A, 0..360)
@@ -113,7 +129,11 @@ class AmetekMx(ScpiInstrument):
         # starts enabled.
         self.trigger_output_on = True
         self.trigger_output_source = "BOT"  # BOT | EOT | LIST (every list point here)
+        self.impedance_on = False
+        self.impedance_real_ohm = 0.0
+        self.impedance_reactive_mh = 0.0
         self._apply_steady_state()
+        self._apply_impedance()
 
     def _targets(self) -> tuple[int, ...]:
         """Phases a programming command applies to (all when coupled)."""
@@ -146,6 +166,12 @@ class AmetekMx(ScpiInstrument):
         t.add("[SOURce:]CURRent[:LEVel][:IMMediate][:AMPLitude]", set=self._set_current_limit,
               query=lambda c: format_nr3(self.phases[self.selected_phase].current_limit_a))
         t.add("OUTPut[:STATe]", set=self._set_output, query=lambda c: "1" if self.output_on else "0")
+        t.add("OUTPut:IMPedance[:STATe]", set=self._set_impedance_state,
+              query=lambda c: "1" if self.impedance_on else "0")
+        t.add("OUTPut:IMPedance:REAL", set=self._set_impedance_real,
+              query=lambda c: format_nr3(self.impedance_real_ohm))
+        t.add("OUTPut:IMPedance:REACtive", set=self._set_impedance_reactive,
+              query=lambda c: format_nr3(self.impedance_reactive_mh))
 
         for verb in ("MEASure", "FETCh"):
             t.add(f"{verb}[:SCALar]:VOLTage[:AC]", query=lambda c: self._measure("voltage"))
@@ -231,6 +257,36 @@ class AmetekMx(ScpiInstrument):
         if not self.output_on:
             self._abort_list(restore=False)
         self._apply_steady_state_unless_running()
+
+    # --- programmable output impedance -------------------------------------------------
+    def _require_all_phases(self) -> None:
+        if not self.coupled:
+            raise settings_conflict("output impedance is common to all phases (INST:COUP ALL)")
+
+    def _set_impedance_state(self, c: Call) -> None:
+        self._require_all_phases()
+        self.impedance_on = c.boolean()
+        self._apply_impedance()
+
+    def _set_impedance_real(self, c: Call) -> None:
+        self._require_all_phases()
+        self.impedance_real_ohm = c.number(unit="OHM", low=0.0, high=self.ratings.impedance_real_max_ohm)
+        self._apply_impedance()
+
+    def _set_impedance_reactive(self, c: Call) -> None:
+        self._require_all_phases()
+        # plain numbers are millihenries; "500UH" or "0.5MH" are read with their suffix
+        henries = c.number(unit="H", low=0.0, high=self.ratings.impedance_reactive_max_mh * 1e-3) \
+            if _has_suffix(c.text()) else \
+            1e-3 * c.number(low=0.0, high=self.ratings.impedance_reactive_max_mh)
+        self.impedance_reactive_mh = henries * 1e3
+        self._apply_impedance()
+
+    def _apply_impedance(self) -> None:
+        if self.impedance_on:
+            self.plant.set_source_impedance(self.impedance_real_ohm, self.impedance_reactive_mh * 1e-3)
+        else:
+            self.plant.set_source_impedance(0.0, 0.0)
 
     def _apply_steady_state_unless_running(self) -> None:
         # while a list runs, the list owns the output; new immediate values apply after it
@@ -389,6 +445,11 @@ def _per_phase(readings: dict, key: str, index: int) -> float:
     if per_phase is not None:
         return float(per_phase[index])
     return float(readings[key]) / 3.0
+
+
+def _has_suffix(text: str) -> bool:
+    """Does a numeric parameter carry a unit suffix (`0.5MH`, `500 UH`)?"""
+    return text.strip().upper().rstrip().endswith("H")
 
 
 def _nr3_list(values: list[float]) -> str:

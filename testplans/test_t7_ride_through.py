@@ -1,9 +1,11 @@
-"""T7 — Low-voltage ride-through (balanced sags).
+"""T7 — Voltage ride-through: low-voltage sags (balanced and unbalanced) and high-voltage swells.
 
-Procedure, for each test point of the profile (residual voltage, duration):
+Procedure, for each test point of the profile (voltage, duration, faulted phases):
   setup    the PCS exports its pre-fault power with the profile's trip settings written to it;
-  stimulus the grid simulator sags all three phases to the residual voltage for the duration,
-           then returns to nominal; its trigger output starts the oscilloscope;
+  stimulus the grid simulator takes the faulted phases (all three unless the point names some)
+           to the point's voltage for the duration, then returns to nominal; its trigger output
+           starts the oscilloscope. The ride-through region is the one of the point's voltage
+           (the lowest phase for a sag, the highest for a swell);
   capture  per-phase PCC voltage and PCS current with pre-trigger, kept on disk;
   judge    it stays connected; in mandatory operation its current never ceases; reactive
            current is injected within the profile's response time (where the profile asks
@@ -19,29 +21,38 @@ import pytest
 from bench.capture import CaptureSettings
 from bench.plots import LevelMarker, RideThroughPlot, TimeMarker, plot_ride_through
 from bench.plugin import PROFILE_KEY
-from bench.procedures import (PHASE_CURRENTS, PHASE_VOLTAGES, balanced_sag, capture_transient, energise_bench,
-                              run_pcs_at, write_ride_through)
+from bench.procedures import (PHASE_CURRENTS, PHASE_VOLTAGES, capture_transient, energise_bench, run_pcs_at,
+                              voltage_event, write_ride_through)
 from bench.ride_through import ride_through_signals, sag_figures
 
 pytestmark = pytest.mark.test_id("T7")
 
 
 @dataclass(frozen=True)
-class SagPoint:
-    residual_v_pu: float
+class RideThroughPoint:
+    v_pu: float            # the faulted phases' voltage during the event
     duration_s: float
+    phases: str = "ABC"
 
     @property
     def label(self) -> str:
-        return f"{self.residual_v_pu:.2f}pu-{self.duration_s:g}s"
+        faulted = "" if self.phases == "ABC" else f"-{self.phases}"
+        return f"{self.v_pu:.2f}pu-{self.duration_s:g}s{faulted}"
+
+
+def _points(profile, section: str) -> list[RideThroughPoint]:
+    if not profile.has(f"{section}.test_points"):
+        return []
+    return [RideThroughPoint(float(p["v_pu"]), float(p["duration_s"]), str(p.get("phases", "ABC")))
+            for p in profile.setting(f"{section}.test_points")]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "sag" in metafunc.fixturenames:
-        profile = metafunc.config.stash[PROFILE_KEY]
-        points = [SagPoint(float(p["residual_v_pu"]), float(p["duration_s"]))
-                  for p in profile.setting("lvrt.test_points")]
-        metafunc.parametrize("sag", points, ids=[p.label for p in points])
+    profile = metafunc.config.stash[PROFILE_KEY]
+    for fixture, section in (("sag", "lvrt"), ("swell", "hvrt")):
+        if fixture in metafunc.fixturenames:
+            points = _points(profile, section)
+            metafunc.parametrize(fixture, points, ids=[p.label for p in points])
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +60,7 @@ def energised_bench(bench_config, dc_source, grid_simulator, pcs, clock, profile
     """DC source and grid at nominal, the profile's ride-through settings in the PCS."""
     energise_bench(bench_config, dc_source, grid_simulator, clock)
     procedure = profile.setting("lvrt.procedure")
-    write_ride_through(pcs, procedure)
+    write_ride_through(pcs, procedure, profile.setting("hvrt.procedure") if profile.has("hvrt.procedure") else None)
     return procedure
 
 
@@ -63,25 +74,39 @@ def exporting_pcs(energised_bench, bench_config, pcs, clock):
     return p_w
 
 
-def test_T7_lvrt_balanced_sag(sag: SagPoint, exporting_pcs, bench_config, profile, grid_simulator,
-                              capture, pcs, clock, measurements, run_folder, request):
+def test_T7_lvrt_sag(sag: RideThroughPoint, exporting_pcs, bench_config, profile, grid_simulator, capture,
+                     pcs, clock, measurements, run_folder, request):
+    ride_through_test(sag, "lvrt", "sag", bench_config, profile, grid_simulator, capture, pcs, clock,
+                      measurements, run_folder, request)
+
+
+def test_T7_hvrt_swell(swell: RideThroughPoint, exporting_pcs, bench_config, profile, grid_simulator, capture,
+                       pcs, clock, measurements, run_folder, request):
+    ride_through_test(swell, "hvrt", "swell", bench_config, profile, grid_simulator, capture, pcs, clock,
+                      measurements, run_folder, request)
+
+
+def ride_through_test(point: RideThroughPoint, section: str, event: str, bench_config, profile, grid_simulator,
+                      capture, pcs, clock, measurements, run_folder, request) -> None:
+    """One ride-through event: stimulus, capture, judge. Behaviour clauses (current ceased,
+    stability, power recovery, reactive current) are shared by sags and swells (lvrt.*)."""
     pcs_cfg = bench_config.pcs
     procedure = profile.setting("lvrt.procedure")
-    region = profile.region_for("lvrt.regions", sag.residual_v_pu)
+    region = profile.region_for(f"{section}.regions", point.v_pu)
     if region is None:
-        pytest.fail(f"profile {profile.id}: no ride-through region covers {sag.residual_v_pu} pu")
-    if sag.duration_s > region.duration_s + 1e-9:
-        pytest.fail(f"profile {profile.id}: test point {sag.label} lasts longer than its region "
+        pytest.fail(f"profile {profile.id}: no {section} region covers {point.v_pu} pu")
+    if point.duration_s > region.duration_s + 1e-9:
+        pytest.fail(f"profile {profile.id}: test point {point.label} lasts longer than its region "
                     f"({region.duration_s:g} s)")
 
     # --- stimulus and capture ------------------------------------------------------
     settings = CaptureSettings(sample_rate_hz=procedure["sample_rate_hz"],
-                               duration_s=procedure["pretrigger_s"] + sag.duration_s + procedure["post_s"],
+                               duration_s=procedure["pretrigger_s"] + point.duration_s + procedure["post_s"],
                                pretrigger_s=procedure["pretrigger_s"])
     frame = capture_transient(
         capture, clock, grid_simulator,
-        balanced_sag(sag.residual_v_pu, sag.duration_s, pcs_cfg.v_ln_nom_v, pcs_cfg.f_nom_hz), settings,
-        test_name=request.node.name, capture_name="pcc_waveforms", metadata={"test_point": sag.label})
+        voltage_event(point.v_pu, point.duration_s, pcs_cfg.v_ln_nom_v, pcs_cfg.f_nom_hz, point.phases), settings,
+        test_name=request.node.name, capture_name="pcc_waveforms", metadata={"test_point": point.label})
     after = pcs.telemetry()
 
     # --- analysis -----------------------------------------------------------------
@@ -93,25 +118,25 @@ def test_T7_lvrt_balanced_sag(sag: SagPoint, exporting_pcs, bench_config, profil
     ceased_below = profile.clause("lvrt.current_ceased_below", "pu")
     recovery_fraction = profile.clause("lvrt.power_recovery.fraction", "pu")
     recovery_within = profile.clause("lvrt.power_recovery.within", "s")
-    fig = sag_figures(sig, sag_duration_s=sag.duration_s, window_s=window_s,
+    fig = sag_figures(sig, sag_duration_s=point.duration_s, window_s=window_s,
                       ceased_below_pu=ceased_below.value, recovery_fraction=recovery_fraction.value)
 
     # --- judge --------------------------------------------------------------------
     measurements.record("residual_voltage_pcc", fig.residual_v_pu, "pu")
     stability = profile.clause("lvrt.stability.max_voltage_swing", "pu")
     measurements.record(
-        "voltage_swing_during_sag", fig.v_swing_pu, "pu", clause=stability, high=stability.value,
+        f"voltage_swing_during_{event}", fig.v_swing_pu, "pu", clause=stability, high=stability.value,
         fail_message=f"the PCC voltage swung by ±{fig.v_swing_pu:.3f} pu during the second half of the "
-                     f"{sag.residual_v_pu:.2f} pu sag (loss of synchronism or sustained oscillation); "
+                     f"{point.v_pu:.2f} pu {event} (loss of synchronism or sustained oscillation); "
                      f"at most ±{stability.value:g} pu is allowed")
     if region.kind == "mandatory_operation":
-        observed_s = sag.duration_s + procedure["post_s"]
+        observed_s = point.duration_s + procedure["post_s"]
         continuous_s = fig.current_ceased_at_s if fig.current_ceased_at_s is not None else observed_s
         measurements.record(
             "continuous_current", continuous_s, "s", clause=region.clause, low=observed_s,
-            fail_message=f"current ceased {continuous_s * 1e3:.0f} ms into a {sag.residual_v_pu:.2f} pu sag; "
+            fail_message=f"current ceased {continuous_s * 1e3:.0f} ms into a {point.v_pu:.2f} pu {event}; "
                          f"mandatory operation requires continuous current for {region.duration_s:g} s")
-        if profile.has("lvrt.reactive_current"):
+        if section == "lvrt" and profile.has("lvrt.reactive_current"):
             gain = profile.clause("lvrt.reactive_current.min_gain", "pu/pu")
             response = profile.clause("lvrt.reactive_current.response_time", "cycles")
             required_delta_pu = gain.value * max(0.0, 1.0 - fig.residual_v_pu)
@@ -128,7 +153,7 @@ def test_T7_lvrt_balanced_sag(sag: SagPoint, exporting_pcs, bench_config, profil
     measurements.record(
         "stayed_connected", 0.0 if after.state in ("TRIPPED", "FAULT") else 1.0, "bool",
         clause=region.clause, low=1.0,
-        fail_message=f"the PCS tripped during a {sag.residual_v_pu:.2f} pu sag of {sag.duration_s:g} s "
+        fail_message=f"the PCS tripped during a {point.v_pu:.2f} pu {event} of {point.duration_s:g} s "
                      f"(state {after.state}); the region requires riding through for {region.duration_s:g} s")
     measurements.record(
         "active_power_recovery_time", fig.p_recovery_s, "s", clause=recovery_within, high=recovery_within.value,
@@ -138,14 +163,14 @@ def test_T7_lvrt_balanced_sag(sag: SagPoint, exporting_pcs, bench_config, profil
                      f"returned; required within {recovery_within.value:g} s")
 
     # --- evidence plot --------------------------------------------------------------
-    markers = [TimeMarker(sag.duration_s + recovery_within.value, "P recovery limit")]
-    if profile.has("lvrt.reactive_current") and region.kind == "mandatory_operation":
+    markers = [TimeMarker(point.duration_s + recovery_within.value, "P recovery limit")]
+    if section == "lvrt" and profile.has("lvrt.reactive_current") and region.kind == "mandatory_operation":
         markers.append(TimeMarker(response.value / pcs_cfg.f_nom_hz, "Iq response limit", "tab:purple"))
     plot = RideThroughPlot(
-        title=f"T7 LVRT {sag.label} ({profile.id}, {region.kind.replace('_', ' ')})",
+        title=f"T7 {section.upper()} {point.label} ({profile.id}, {region.kind.replace('_', ' ')})",
         t_s=t_s, v_phases={n: frame[n].to_numpy() for n in PHASE_VOLTAGES},
         i_phases={n: frame[n].to_numpy() for n in PHASE_CURRENTS},
-        cycle_t_s=sig.t_s, p_w=sig.p_w, q_var=sig.q_var, disturbance_s=(0.0, sag.duration_s),
+        cycle_t_s=sig.t_s, p_w=sig.p_w, q_var=sig.q_var, disturbance_s=(0.0, point.duration_s),
         pu_traces={"V1 (pu)": sig.v_pu, "Id (pu)": sig.id_pu, "Iq (pu)": sig.iq_pu},
         time_markers=markers,
         level_markers=[LevelMarker("power", recovery_fraction.value * fig.pre_p_w / 1e3, "P recovery level"),
