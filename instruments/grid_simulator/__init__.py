@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from instruments.errors import InstrumentError
 from instruments.scpi import ScpiInstrument
 
 #: phases by the names a plan may use; the instruments number them 1, 2, 3
@@ -41,6 +42,23 @@ class GridReading:
     @property
     def p_total_w(self) -> float:
         return sum(self.p_w)
+
+
+@dataclass(frozen=True)
+class OutputImpedance:
+    """The source impedance the grid simulator emulates in series with its output, per phase."""
+
+    r_ohm: float
+    l_h: float
+
+    @property
+    def is_zero(self) -> bool:
+        return self.r_ohm == 0.0 and self.l_h == 0.0
+
+
+class NoProgrammableImpedance(InstrumentError):
+    """The product family cannot emulate a source impedance: a weak grid needs an external
+    (passive) impedance between the source and the PCC, which the bench file then states."""
 
 
 class GridSimulator(ScpiInstrument, ABC):
@@ -79,9 +97,26 @@ class GridSimulator(ScpiInstrument, ABC):
     @abstractmethod
     def measure(self) -> GridReading: ...
 
+    @abstractmethod
+    def set_output_impedance(self, r_ohm: float, l_h: float) -> None:
+        """Emulate a series R-L source impedance per phase (weak-grid tests); (0, 0) turns the
+        emulation off. Values outside the model's range are refused before anything is sent;
+        a family without the function raises :class:`NoProgrammableImpedance`."""
+
+    @abstractmethod
+    def output_impedance(self) -> OutputImpedance:
+        """The impedance the instrument emulates now, as it reports it ((0, 0) when off)."""
+
+    def check_output_impedance(self, r_ohm: float, l_h: float, *, r_range_ohm: tuple[float, float],
+                               l_range_h: tuple[float, float]) -> None:
+        """Both parts against the model's range (LimitError), before a driver sends anything."""
+        self.check_value("output_impedance r_ohm", float(r_ohm), valid_range=r_range_ohm, units="ohm")
+        self.check_value("output_impedance l_h", float(l_h), valid_range=l_range_h, units="H")
+
     def safe_state(self) -> bool:
         """Stop any transient and open the output; never raises."""
         return self._send_safely(["ABORT", "OUTP OFF"])
 
 
-__all__ = ["GridSimulator", "GridSegment", "GridReading", "PHASE_NUMBERS"]
+__all__ = ["GridSimulator", "GridSegment", "GridReading", "OutputImpedance", "NoProgrammableImpedance",
+           "PHASE_NUMBERS"]

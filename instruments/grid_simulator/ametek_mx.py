@@ -6,19 +6,39 @@ selectable": they report the phase chosen with ``INST:NSEL``. Transients are lis
 (``LIST:DWEL``, ``LIST:VOLT``, ``LIST:FREQ``) played once when the transient system is
 initiated; the rear-panel trigger output ("function strobe") pulses at the beginning of the
 transient (``OUTP:TTLT:SOUR BOT``) and is wired to the oscilloscope's AUX input.
+
+Programmable output impedance (weak-grid emulation): ``OUTPut:IMPedance:REAL <R>`` (the
+resistive part), ``OUTPut:IMPedance:REACtive <X>`` (the inductive part) and
+``OUTPut:IMPedance[:STATe] ON|OFF``. What is confirmed and what is not:
+
+* confirmed: those three headers, in that form, in the SCPI command list of the HP/Agilent
+  6811B…6834B AC source family (public pymeasure driver notes), the SCPI tree the
+  California Instruments sources share for OUTPut, MEASure and the transient system;
+* not found in the reference corpora: the MX manual's own page (only its front matter is
+  stored). So the model's ranges, the unit of the reactive part (mH, H, or Ω of reactance)
+  and whether the setting follows ``INST:COUP`` per phase are unconfirmed; each is a bench
+  option (``output_impedance_r_max_ohm``, default 1.0; ``output_impedance_l_max_h``,
+  default 1 mH; ``output_impedance_reactive_unit``: ``"mH"`` (default), ``"H"`` or
+  ``"ohm"``, the last one converted at the programmed output frequency). The values are
+  sent with all phases coupled, so every phase gets the same impedance.
+* assumed: the impedance may be changed with the output on (the weak-grid plan changes it
+  while the PCS runs); a unit that refuses it reports an error the driver raises.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
-from instruments.grid_simulator import PHASE_NUMBERS, GridReading, GridSegment, GridSimulator
+from instruments.grid_simulator import PHASE_NUMBERS, GridReading, GridSegment, GridSimulator, OutputImpedance
 from instruments.scpi import control, format_number, measurement
 
 log = logging.getLogger(__name__)
 
 _ON_OFF = {True: "ON", False: "OFF"}
+#: units the reactive part of the output impedance may be programmed in (see module notes)
+_REACTIVE_UNITS = ("mH", "H", "ohm")
 
 
 class AmetekMx(GridSimulator):
@@ -79,6 +99,17 @@ class AmetekMx(GridSimulator):
         "When the trigger output pulses: beginning / end of transient, or per list point.",
         choices={"begin": "BOT", "end": "EOT", "list": "LIST"})
 
+    output_impedance_enabled = control(
+        "OUTP:IMP?", "OUTP:IMP {value}", "Programmable output impedance in series with the output.",
+        choices=_ON_OFF)
+    output_resistance_ohm = control(
+        "OUTP:IMP:REAL?", "OUTP:IMP:REAL {value}", "Resistive part of the output impedance.",
+        valid_range="impedance_r_range_ohm", units="ohm")
+    output_reactance = control(
+        "OUTP:IMP:REAC?", "OUTP:IMP:REAC {value}",
+        "Inductive part of the output impedance, in the unit of option output_impedance_reactive_unit.",
+        valid_range="impedance_reactance_range")
+
     measured_voltage_ac_v = measurement("MEAS:VOLT:AC?", "Rms voltage of the selected phase.", units="V")
     measured_current_ac_a = measurement("MEAS:CURR:AC?", "Rms current of the selected phase.", units="A")
     measured_power_ac_w = measurement("MEAS:POW:AC?", "Real power of the selected phase.", units="W")
@@ -91,6 +122,17 @@ class AmetekMx(GridSimulator):
         self.voltage_span_v = (0.0, float(self.options.get("voltage_range_v", 300.0)))
         self.current_span_a = (0.0, float(self.options.get("current_range_a", 1000.0)))
         self.use_trigger_output = bool(self.options.get("trigger_output", True))
+        self.impedance_r_range_ohm = (0.0, float(self.options.get("output_impedance_r_max_ohm", 1.0)))
+        self.impedance_l_range_h = (0.0, float(self.options.get("output_impedance_l_max_h", 1e-3)))
+        self.reactive_unit = str(self.options.get("output_impedance_reactive_unit", "mH"))
+        if self.reactive_unit not in _REACTIVE_UNITS:
+            raise self.limit_error(f"option output_impedance_reactive_unit = {self.reactive_unit!r} is not one "
+                                   f"of {', '.join(_REACTIVE_UNITS)}", quantity="output_impedance_reactive_unit")
+
+    @property
+    def impedance_reactance_range(self) -> tuple[float, float]:
+        # the instrument's own range in the unit it is programmed in (the check before sending)
+        return (0.0, self._reactance_from_h(self.impedance_l_range_h[1]))
 
     # -- role methods ---------------------------------------------------------------------
     def configure_nominal(self, v_ln_v: float, freq_hz: float) -> None:
@@ -191,6 +233,38 @@ class AmetekMx(GridSimulator):
                            i_rms_a=(amps[0], amps[1], amps[2]),
                            p_w=(watts[0], watts[1], watts[2]),
                            freq_hz=self.measured_frequency_hz)
+
+    def set_output_impedance(self, r_ohm: float, l_h: float) -> None:
+        self.check_output_impedance(r_ohm, l_h, r_range_ohm=self.impedance_r_range_ohm,
+                                    l_range_h=self.impedance_l_range_h)
+        if r_ohm == 0.0 and l_h == 0.0:
+            self.output_impedance_enabled = False
+            self.check_errors("turning the programmable output impedance off")
+            return
+        self.phases_coupled = True                  # the same impedance on every phase
+        self.output_resistance_ohm = r_ohm
+        self.output_reactance = self._reactance_from_h(l_h)
+        self.output_impedance_enabled = True
+        self.check_errors(f"programming the output impedance {r_ohm:g} ohm + {l_h * 1e3:g} mH")
+
+    def output_impedance(self) -> OutputImpedance:
+        if not self.output_impedance_enabled:
+            return OutputImpedance(0.0, 0.0)
+        return OutputImpedance(self.output_resistance_ohm, self._reactance_to_h(self.output_reactance))
+
+    def _reactance_from_h(self, l_h: float) -> float:
+        if self.reactive_unit == "mH":
+            return l_h * 1e3
+        if self.reactive_unit == "H":
+            return l_h
+        return 2.0 * math.pi * self.frequency_hz * l_h      # ohm of reactance at the output frequency
+
+    def _reactance_to_h(self, value: float) -> float:
+        if self.reactive_unit == "mH":
+            return value * 1e-3
+        if self.reactive_unit == "H":
+            return value
+        return value / (2.0 * math.pi * self.frequency_hz)
 
     # -- checks ---------------------------------------------------------------------------
     def _check_voltage(self, v_ln_v: float, quantity: str = "v_ln_v") -> None:

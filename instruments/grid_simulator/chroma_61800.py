@@ -33,14 +33,23 @@ What remains uncertain, hence a bench option each (``options`` in the bench file
   ``INST:NSEL n``, as the fixed-mode settings are; not confirmed for lists.
 * Which rear-panel output pulses at the start of a list (to trigger the scope) and how it is
   enabled: not found; the bench wiring must be checked by hand.
+
+Output impedance: none of the sources above (61500 manual chapter, the 61512 and 61860
+drivers) has a command for a programmable output impedance, and no 61800 manual text was
+found. The driver therefore offers none: a non-zero impedance raises
+``NoProgrammableImpedance`` before anything is sent, and a weak-grid test on this family
+needs an external impedance between the source and the PCC, stated in the bench file as part
+of the bench's wiring impedance. Zero is accepted (it is what the family always emulates).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
-from instruments.grid_simulator import PHASE_NUMBERS, GridReading, GridSegment, GridSimulator
+from instruments.grid_simulator import (PHASE_NUMBERS, GridReading, GridSegment, GridSimulator,
+                                       NoProgrammableImpedance, OutputImpedance)
 from instruments.scpi import control, format_number, measurement
 
 log = logging.getLogger(__name__)
@@ -235,6 +244,20 @@ class Chroma61800(GridSimulator):
                            i_rms_a=(amps[0], amps[1], amps[2]),
                            p_w=(watts[0], watts[1], watts[2]),
                            freq_hz=self.measured_frequency_hz)
+
+    def set_output_impedance(self, r_ohm: float, l_h: float) -> None:
+        # a negative or non-finite value is a wrong argument whatever the family can do
+        self.check_output_impedance(r_ohm, l_h, r_range_ohm=(0.0, math.inf), l_range_h=(0.0, math.inf))
+        if r_ohm == 0.0 and l_h == 0.0:
+            return                                  # nothing emulated: already the case
+        raise NoProgrammableImpedance(
+            self.role, self.resource_name,
+            f"this family has no programmable output impedance (asked for {r_ohm:g} ohm + {l_h * 1e3:g} mH); "
+            "emulate the weak grid with an external impedance between the source and the PCC and state it "
+            "in the bench file; nothing was sent")
+
+    def output_impedance(self) -> OutputImpedance:
+        return OutputImpedance(0.0, 0.0)
 
     # -- checks ---------------------------------------------------------------------------
     def _check_voltage(self, v_ln_v: float, quantity: str = "v_ln_v") -> None:

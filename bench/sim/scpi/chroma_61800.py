@@ -28,6 +28,10 @@ Assumed here (to cross-check against the 61800 manual on a real unit):
   live only with `OUTPut:RELay ON` and `OUTPut:STATe ON`);
 - measurements report the phase chosen with `INSTrument:NSELect`;
 - the rear-panel trigger output pulses at the start of a list (wired to the scope).
+- no programmable output impedance: none of the sources above has a command for one, so
+  the twin has none either (an `OUTPut:IMPedance…` header is -113, undefined header) and the
+  plant's source impedance stays the bench's own wiring impedance; a weak grid on this
+  family is an external impedance, i.e. part of the bench file's wiring impedance.
 
 Ratings: one 61845 is 45 kVA (0–150/0–300 V L-N ranges, 30–100 Hz on the 61800 series
 data sheet). The bench's source must carry a 250 kVA PCS, so the twin stands for six
