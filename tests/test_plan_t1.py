@@ -4,11 +4,7 @@ defect it exists to catch.
 
 Each qualify run starts its own virtual bench; `-k` keeps the defect runs to one or two points.
 """
-import csv
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,24 +28,15 @@ from bench.telemetry_check import (
     tracking_ratio,
 )
 from dut.pcs import TelemetrySnapshot
+from plan_runs import failed_measurements, measurement_rows, qualify
 
-ROOT = Path(__file__).resolve().parent.parent
 F_NOM_HZ = 60.0
 PERIOD_S = 1.0 / F_NOM_HZ
 
 
-def qualify(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "qualify", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s)
 
 
-def _rows(out: Path) -> list[dict]:
-    with open(out / "measurements.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
-
-def _failed(out: Path) -> set[str]:
-    return {r["name"] for r in _rows(out) if r["outcome"] == "FAIL"}
 
 
 # ------------------------------------------------------------------ the reference from waveforms
@@ -246,7 +233,7 @@ def test_T1_passes_the_healthy_pcs_at_every_point(tmp_path):
     for point in ("10pct", "50pct", "75pct", "100pct"):
         assert f"PASS  T1   test_T1_telemetry_at_operating_point[{point}-rated]" in result.stdout
     assert "PASS  T1   test_T1_event_log_time_alignment" in result.stdout
-    rows = _rows(out)
+    rows = measurement_rows(out)
     names = {r["name"] for r in rows}
     assert {"p_error_of_reading", "q_error_of_reading", "q_error_near_zero", "voltage_error", "current_error",
             "frequency_error", "missing_channels", "tracking_p_w", "tracking_q_var", "tracking_freq_hz",
@@ -266,7 +253,7 @@ def test_T1_fails_a_pcs_that_reports_p_3_percent_high(tmp_path):
     assert "FAIL  T1   test_T1_telemetry_at_operating_point[50pct-rated]" in result.stdout
     assert "PCS telemetry P read" in result.stdout and "+3 % of reading" in result.stdout
     assert "at most ±0.5 % of reading is allowed" in result.stdout
-    assert _failed(out) == {"p_error_of_reading"}
+    assert failed_measurements(out) == {"p_error_of_reading"}
 
 
 def test_T1_fails_a_pcs_whose_q_reading_is_frozen(tmp_path):
@@ -276,7 +263,7 @@ def test_T1_fails_a_pcs_whose_q_reading_is_frozen(tmp_path):
     assert "FAIL  T1   test_T1_telemetry_at_operating_point[10pct-rated]" in result.stdout
     assert "flatlined channel: the PCS's q_var reading moved by +0" in result.stdout
     assert "it must show at least 50% of the change" in result.stdout
-    assert {"tracking_q_var", "q_error_of_reading", "time_alignment_q"} <= _failed(out)
+    assert {"tracking_q_var", "q_error_of_reading", "time_alignment_q"} <= failed_measurements(out)
 
 
 def test_T1_fails_a_pcs_that_serves_stale_telemetry(tmp_path):
@@ -286,10 +273,10 @@ def test_T1_fails_a_pcs_that_serves_stale_telemetry(tmp_path):
     assert "FAIL  T1   test_T1_telemetry_at_operating_point[75pct-rated]" in result.stdout
     assert "the PCS telemetry shows the P step +1" in result.stdout          # ≈ +120 ms
     assert "at most ±5 ms is allowed" in result.stdout
-    failed = _failed(out)
+    failed = failed_measurements(out)
     assert {"time_alignment_p", "time_alignment_q"} <= failed
     # the PCS clock is known only through its (stale) telemetry stamps, so its event log,
     # placed on the bench clock, is 120 ms late as well
     assert "event_time_alignment" in failed
-    alignment = [float(r["value"]) for r in _rows(out) if r["name"] == "time_alignment_p"]
+    alignment = [float(r["value"]) for r in measurement_rows(out) if r["name"] == "time_alignment_p"]
     assert alignment == [pytest.approx(120.0, abs=5.0)]

@@ -4,29 +4,18 @@ injection cannot keep up with the load (ramp_buffer_slow).
 
 Each qualify run starts its own virtual bench (ports chosen by the OS).
 """
-import csv
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from bench.ai_buffering import (buffering_figures, held_ramp_w_per_s, moving_average, ramp_limited_w,
                                 training_list, two_wattmeter_power_w)
+from plan_runs import measurement_rows, qualify
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE_W = 250e3
 
 
-def qualify(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "qualify", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s)
 
-
-def _rows(out: Path) -> list[dict]:
-    with open(out / "measurements.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 # ------------------------------------------------------------------ analysis on synthetic signals
@@ -99,7 +88,7 @@ def test_T4_passes_the_healthy_pcs_in_every_case(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for case in ("training", "step", "checkpoint"):
         assert f"PASS  T4   test_T4_ai_load_buffering[{case}]" in result.stdout
-    rows = _rows(out)
+    rows = measurement_rows(out)
     judged = {"grid_side_ramp_rate", "tracking_error", "residual_oscillation_below_1hz",
               "residual_oscillation_from_1_to_5hz", "residual_oscillation_from_5_to_20hz"}
     assert judged <= {r["name"] for r in rows}
@@ -118,5 +107,5 @@ def test_T4_fails_a_buffer_too_slow_for_the_load(tmp_path):
     assert "FAIL  T4   test_T4_ai_load_buffering[checkpoint]" in result.stdout
     assert "grid-side power changed by" in result.stdout and "at most 20% per second is allowed" in result.stdout
     assert "away from the IT load ramp-limited" in result.stdout and "at most 2 % is allowed" in result.stdout
-    failed = {r["name"] for r in _rows(out) if r["outcome"] == "FAIL"}
+    failed = {r["name"] for r in measurement_rows(out) if r["outcome"] == "FAIL"}
     assert {"grid_side_ramp_rate", "tracking_error"} <= failed

@@ -4,22 +4,11 @@ plant, and fails a buffer whose injection cannot keep up with the load (ramp_buf
 
 Each qualify run starts its own virtual bench (ports chosen by the OS).
 """
-import csv
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
+from plan_runs import measurement_rows, qualify
 
 
-def qualify(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "qualify", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s)
 
 
-def _rows(out: Path) -> list[dict]:
-    with open(out / "measurements.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_T5_passes_the_healthy_pcs_at_every_scr(tmp_path):
@@ -29,7 +18,7 @@ def test_T5_passes_the_healthy_pcs_at_every_scr(tmp_path):
     for scr in ("scr2", "scr3"):
         for case in ("training", "step", "checkpoint"):
             assert f"PASS  T5   test_T5_weak_grid_buffering[{scr}-{case}]" in result.stdout
-    rows = _rows(out)
+    rows = measurement_rows(out)
     scrs = sorted({round(float(r["value"]), 3) for r in rows if r["name"] == "scr_at_pcc"})
     assert scrs == [2.0, 3.0]                # wiring + emulated impedance give the sweep's points
     judged = {"grid_side_ramp_rate", "tracking_error", "pcc_voltage_oscillation", "pcc_voltage_min",
@@ -47,5 +36,5 @@ def test_T5_fails_a_buffer_too_slow_for_the_load(tmp_path):
     assert "FAIL  T5   test_T5_weak_grid_buffering[scr2-training]" in result.stdout
     assert "FAIL  T5   test_T5_weak_grid_buffering[scr2-checkpoint]" in result.stdout
     assert "at SCR 2" in result.stdout and "at most 20% per second is allowed" in result.stdout
-    failed = {r["name"] for r in _rows(out) if r["outcome"] == "FAIL"}
+    failed = {r["name"] for r in measurement_rows(out) if r["outcome"] == "FAIL"}
     assert {"grid_side_ramp_rate", "tracking_error"} <= failed

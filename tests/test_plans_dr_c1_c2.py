@@ -11,8 +11,6 @@ import datetime as dt
 import math
 import re
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import comtrade
@@ -25,22 +23,14 @@ from bench.disturbance_records import (elapsed_time_mismatch_s, missing_channels
 from bench.point_check import range_problem, same_point_value, write_test_value
 from bench.settings_check import SettingsFileError, Tolerances, compare_curve, load_approved_settings
 from dut.pointmap import VendorPoint
+from plan_runs import failed_measurements, measurement_rows, qualify
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def qualify(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "qualify", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s)
 
 
-def _rows(out: Path) -> list[dict]:
-    with open(out / "measurements.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
-
-def _failed(out: Path) -> set[str]:
-    return {r["name"] for r in _rows(out) if r["outcome"] == "FAIL"}
 
 
 # ------------------------------------------------------------------ a record with known samples
@@ -206,7 +196,7 @@ def test_DR_passes_the_healthy_pcs_with_records_as_evidence(tmp_path):
     result = qualify("-k", "DR", "--out", str(out))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert result.stdout.count("PASS  DR") == 3
-    names = {r["name"] for r in _rows(out)}
+    names = {r["name"] for r in measurement_rows(out)}
     assert {"required_channels_missing", "record_sample_rate", "record_pre_trigger", "record_duration",
             "record_time_alignment"} <= names
     assert len(list((out / "captures").rglob("*LIMIT_ENTER.cfg"))) == 1
@@ -219,7 +209,7 @@ def test_DR_fails_a_recorder_with_a_short_pre_trigger(tmp_path):
     assert result.returncode == 1, result.stdout[-4000:]
     assert "FAIL  DR" in result.stdout
     assert "before its trigger; at least 2 cycles of pre-trigger data are required" in result.stdout
-    assert "record_pre_trigger" in _failed(out)
+    assert "record_pre_trigger" in failed_measurements(out)
 
 
 def test_DR_fails_a_recorder_that_drops_the_phase_currents(tmp_path):
@@ -227,7 +217,7 @@ def test_DR_fails_a_recorder_that_drops_the_phase_currents(tmp_path):
     result = qualify("-k", "DR and 1-sag", "--defect", "recorder_missing_channels", "--out", str(out))
     assert result.returncode == 1, result.stdout[-4000:]
     assert "lacks IA, IB, IC" in result.stdout
-    assert _failed(out) == {"required_channels_missing"}
+    assert failed_measurements(out) == {"required_channels_missing"}
 
 
 # ------------------------------------------------------------------ C1 on the virtual bench
@@ -239,7 +229,7 @@ def test_C1_passes_the_healthy_pcs_and_leaves_every_setting_as_it_found_it(tmp_p
     checks = list(csv.DictReader(open(next((out / "captures").rglob("write_check.csv")))))
     assert len(checks) >= 15 and all(r["restored"] == "True" and r["accepted"] == "True" for r in checks)
     assert {"active_power_error", "reactive_power_error", "frequency_error", "dc_current_error"} <= \
-        {r["name"] for r in _rows(out)}
+        {r["name"] for r in measurement_rows(out)}
 
 
 def test_C1_fails_a_wrong_active_power_scale(tmp_path):
@@ -248,7 +238,7 @@ def test_C1_fails_a_wrong_active_power_scale(tmp_path):
     assert result.returncode == 1, result.stdout[-4000:]
     assert "the PCS reports p_w = 206000 W where the bench measures" in result.stdout
     assert "at most ±0.5 % of reading is allowed" in result.stdout
-    assert "active_power_error" in _failed(out)
+    assert "active_power_error" in failed_measurements(out)
 
 
 def test_C1_fails_a_frozen_reactive_power_channel(tmp_path):
@@ -258,7 +248,7 @@ def test_C1_fails_a_frozen_reactive_power_channel(tmp_path):
     # the channel holds whatever it read when the PCS reached RUNNING (about 0 var)
     assert re.search(r"the PCS reports q_var = -?\d+ var where the bench measures 74999.\d var \(-100 % of reading\)",
                      result.stdout), result.stdout[-3000:]
-    assert "reactive_power_error" in _failed(out)
+    assert "reactive_power_error" in failed_measurements(out)
 
 
 # ------------------------------------------------------------------ C2 on the virtual bench
@@ -275,4 +265,4 @@ def test_C2_fails_a_pcs_that_stores_a_trip_time_other_than_written(tmp_path):
     result = qualify("-k", "C2", "--defect", "trip_setting_drift", "--out", str(out))
     assert result.returncode == 1, result.stdout[-4000:]
     assert "ride_through.lv_must_trip[1].t_s: approved 2 s (± 0.002 s), PCS has 2.5 s" in result.stdout
-    assert _failed(out) == {"ride_through.lv_must_trip[1].t_s"}
+    assert failed_measurements(out) == {"ride_through.lv_must_trip[1].t_s"}

@@ -3,11 +3,7 @@ virtual bench that each plan passes the healthy PCS and fails the defects it exi
 
 Each qualify run starts its own virtual bench (ports chosen by the OS); `-k` keeps them short.
 """
-import csv
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,22 +15,13 @@ from bench.current_limit import (
     sag_current_reference_pu,
 )
 from bench.demand_response import dispatch_figures, dispatch_ramp_w_per_s, record_segments_s
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def qualify(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "qualify", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s)
+from plan_runs import failed_measurements, measurement_rows, qualify
 
 
-def _rows(out: Path) -> list[dict]:
-    with open(out / "measurements.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
-def _failed(out: Path) -> set[str]:
-    return {r["name"] for r in _rows(out) if r["outcome"] == "FAIL"}
+
+
 
 
 # ------------------------------------------------------------------ current-limit analysis
@@ -118,10 +105,10 @@ def test_T3_passes_the_healthy_pcs_in_every_priority_mode(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for mode in ("P", "Q", "mixed"):
         assert f"PASS  T3   test_T3_current_limit_priority[{mode}-priority]" in result.stdout
-    names = {r["name"] for r in _rows(out)}
+    names = {r["name"] for r in measurement_rows(out)}
     assert {"active_current_at_limit", "reactive_current_at_limit", "settled_current", "peak_phase_current",
             "time_to_limit", "limit_cycle_amplitude", "active_power_recovery_time"} <= names
-    assert all(r["clause"] for r in _rows(out) if r["high"] and r["name"] != "stayed_connected")
+    assert all(r["clause"] for r in measurement_rows(out) if r["high"] and r["name"] != "stayed_connected")
     assert len(list((out / "plots").rglob("current_limit.png"))) == 3
 
 
@@ -132,7 +119,7 @@ def test_T3_fails_a_limiter_that_ignores_its_priority(tmp_path):
     assert "FAIL  T3" in result.stdout
     assert "Id at the current limit was" in result.stdout
     assert "active-current (P) priority gives" in result.stdout   # the declared priority
-    assert {"active_current_at_limit", "reactive_current_at_limit"} <= _failed(out)
+    assert {"active_current_at_limit", "reactive_current_at_limit"} <= failed_measurements(out)
 
 
 def test_T3_fails_a_limiter_that_limit_cycles(tmp_path):
@@ -141,7 +128,7 @@ def test_T3_fails_a_limiter_that_limit_cycles(tmp_path):
     assert result.returncode == 1, result.stdout[-4000:]
     assert "FAIL  T3" in result.stdout
     assert "limit cycle" in result.stdout and "oscillated by" in result.stdout
-    assert "limit_cycle_amplitude" in _failed(out)
+    assert "limit_cycle_amplitude" in failed_measurements(out)
 
 
 # ------------------------------------------------------------------ T6 on the virtual bench
@@ -151,7 +138,7 @@ def test_T6_passes_the_healthy_pcs_fast_and_slow(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "PASS  T6   test_T6_demand_response_dispatch[fast" in result.stdout
     assert "PASS  T6   test_T6_demand_response_dispatch[slow" in result.stdout
-    rows = _rows(out)
+    rows = measurement_rows(out)
     assert {"dispatch_response_time", "dispatch_settled_error", "telemetry_response_time"} <= {r["name"] for r in rows}
     # evidence: the scope records (several for the 60 s dispatch) and the PCS's own telemetry
     slow = next(p for p in (out / "captures").iterdir() if "slow" in p.name)
@@ -165,4 +152,4 @@ def test_T6_fails_a_pcs_that_dispatches_slowly(tmp_path):
     assert result.returncode == 1, result.stdout[-4000:]
     assert "FAIL  T6" in result.stdout
     assert "90 % of the" in result.stdout and "required within 2 s" in result.stdout
-    assert "dispatch_response_time" in _failed(out)
+    assert "dispatch_response_time" in failed_measurements(out)

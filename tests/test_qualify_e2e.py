@@ -3,28 +3,20 @@
 Each run starts its own virtual bench process; ports are chosen by the OS, so runs in
 parallel do not collide.
 """
-import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from bench.config import DEFAULT_BENCH
+from plan_runs import measurement_rows, qualify
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def qualify(*args: str, timeout_s: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench.cli", "qualify", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout_s)
 
-
-def _rows(out: Path) -> list[dict]:
-    with open(out / "measurements.csv", newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_healthy_pcs_passes_lvrt_with_evidence(tmp_path):
@@ -33,7 +25,7 @@ def test_healthy_pcs_passes_lvrt_with_evidence(tmp_path):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "PASS  T7" in result.stdout
     assert (out / "report.html").stat().st_size > 10_000
-    rows = _rows(out)
+    rows = measurement_rows(out)
     names = {r["name"] for r in rows}
     assert {"continuous_current", "reactive_current_response_time", "active_power_recovery_time"} <= names
     assert all(r["outcome"] == "PASS" for r in rows)
@@ -64,7 +56,7 @@ def test_no_reactive_injection_fails_on_the_reactive_current(tmp_path):
     out = tmp_path / "run"
     result = qualify("-k", "lvrt", "--defect", "no_reactive_injection", "--out", str(out))
     assert result.returncode == 1, result.stdout[-4000:]
-    failed = {r["name"] for r in _rows(out) if r["outcome"] == "FAIL"}
+    failed = {r["name"] for r in measurement_rows(out) if r["outcome"] == "FAIL"}
     assert "reactive_current_injection" in failed
 
 
