@@ -11,7 +11,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Sequence
 
+from instruments.errors import InstrumentError
 from instruments.scpi import ScpiInstrument
+
+
+class LoadCapabilityError(InstrumentError):
+    """The instrument cannot draw this kind of load at all (not a range problem): a plan
+    skips the test point and names why, instead of passing it or failing the PCS."""
 
 
 @dataclass(frozen=True)
@@ -95,9 +101,20 @@ class AcLoad(ScpiInstrument, ABC):
     @abstractmethod
     def measure(self) -> AcLoadReading: ...
 
+    def set_rlc_load(self, p_w: float, q_inductive_var: float, q_capacitive_var: float, *,
+                     v_ln_nominal_v: float | None = None) -> None:
+        """Draw a constant-impedance load, as an RLC load bank's steps are rated: a resistance
+        drawing ``p_w``, an inductance drawing ``q_inductive_var`` and a capacitance drawing
+        ``q_capacitive_var`` at nominal voltage (three-phase totals, star-connected per phase
+        at ``v_ln_nominal_v``, or the bench file's ``options.v_ln_nominal_v``). Applied at
+        once and the load switched in, as a bank's contactors do; all zero opens the load.
+        Raises :class:`LoadCapabilityError` for a part the instrument cannot draw."""
+        raise LoadCapabilityError(self.role, self.resource_name,
+                                  f"{type(self).__name__} has no constant-impedance (RLC) load mode")
+
     def safe_state(self) -> bool:
         """Stop any profile and open the load; never raises."""
         return self._send_safely(["LOAD OFF"])
 
 
-__all__ = ["AcLoad", "AcLoadReading", "LoadProfile"]
+__all__ = ["AcLoad", "AcLoadReading", "LoadCapabilityError", "LoadProfile"]

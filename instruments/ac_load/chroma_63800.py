@@ -16,6 +16,28 @@ commands. The words below (``LIST:DWEL`` in seconds, ``LIST:POW``, ``LIST:COUN``
 ``LIST:STAT ON|OFF``) follow the list dialect of Chroma's AC sources and are an assumption;
 a bench whose unit differs overrides them with ``options.profile_commands`` (same keys) without
 code changes. Treat profile playback on a real 63800 as unverified until checked.
+
+Constant-impedance (RLC-bank) loads, ``set_rlc_load``. What the manual says (Operation &
+Programming Manual, §3.7 and §4.1, and Chroma's 63800 brochure):
+
+* confirmed: the AC "Constant Load Modes" are CC, CR and CP; in CR mode "the Load will sink a
+  current linearly proportional to the input voltage in accordance with the programmed
+  resistance ... the power factor allowed is 1" (§3.7) — a linear resistor, i.e. the R of an
+  RLC bank; a 63804's CR range is 1–1000 Ω (§3.7 example);
+* confirmed: the 63800's "RLC" mode is one of the *Rectified* Load Modes (RLC, CP based on
+  RLC, Inrush; §4.1): it emulates a rectifier with its capacitor, line inductance and load
+  resistance (a non-linear, high crest-factor current), NOT a linear L or C across the line;
+* confirmed: in CC/CP the programmed power factor shifts a current of programmed crest factor;
+  at a crest factor of 1.414 (a sinusoidal current) "the programmed power factor can only be 1"
+  (§3.6, Figure 3-6 / Table 3-1). A sinusoidal lagging or leading current is out of reach.
+
+So this driver draws the resistive part in CR mode and refuses an inductive or capacitive part
+with :class:`LoadCapabilityError` (a lab adds a passive RLC bank for those steps).
+Assumed, not seen in the manual pages available to us: the CR setting command ``RES <ohm>``
+(by analogy with ``POW``/``CURR``; the mode word ``RES`` is confirmed), and, for a bank of
+units answering as one instrument (see ``rated_power_w``), that ``RES`` is the bank's
+equivalent line-to-neutral resistance per phase. The bench's twin
+(``bench/sim/scpi/chroma_63800.py``) shares these two assumptions.
 """
 
 from __future__ import annotations
@@ -23,7 +45,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from instruments.ac_load import AcLoad, AcLoadReading, LoadProfile
+from instruments.ac_load import AcLoad, AcLoadReading, LoadCapabilityError, LoadProfile
 from instruments.scpi import control, format_number, measurement
 
 _ON_OFF = {True: "ON", False: "OFF"}
@@ -59,6 +81,9 @@ class Chroma63800(AcLoad):
                       valid_range="power_span_w", units="W", safety_limit=_POWER_LIMIT_KEYS)
     current_a = control("CURR?", "CURR {value}", "Rms current in constant-current mode.",
                         valid_range="current_span_a", units="A", safety_limit=_CURRENT_LIMIT_KEYS)
+    # assumed word (see the module docstring): the bank's line-to-neutral resistance per phase
+    resistance_ohm = control("RES?", "RES {value}", "Resistance in constant-resistance mode.",
+                             units="ohm")
     load_enabled = control("LOAD?", "LOAD {value}", "Load input on.", choices=_ON_OFF)
     protection_status = measurement("PROT?", "Protection bits (OVP 8, OCP 32, OPP 64, OTP 128 …).",
                                     cast=int)
@@ -100,6 +125,32 @@ class Chroma63800(AcLoad):
         self.mode = "cc"
         self.current_a = i
         self.check_errors(f"setting constant current {i:g} A")
+
+    def set_rlc_load(self, p_w: float, q_inductive_var: float, q_capacitive_var: float, *,
+                     v_ln_nominal_v: float | None = None) -> None:
+        reactive = {"inductive": q_inductive_var, "capacitive": q_capacitive_var}
+        asked = [f"{kind} {q:g} var" for kind, q in reactive.items() if q]
+        if asked:
+            raise LoadCapabilityError(
+                self.role, self.resource_name,
+                f"the Chroma 63800 cannot draw a linear {' and '.join(asked)} load: its RLC mode "
+                "emulates a rectifier and its CC/CP power factor needs a non-sinusoidal current "
+                "(manual §4.1, §3.6); use a passive RLC bank for reactive steps")
+        self.check_value("p_w", float(p_w), valid_range=self.power_span_w, units="W",
+                         safety_limit=_POWER_LIMIT_KEYS)
+        if p_w == 0.0:
+            self.load_off()                           # every branch open
+            return
+        v_ln = float(v_ln_nominal_v if v_ln_nominal_v is not None else self.options.get("v_ln_nominal_v", 0.0))
+        if not v_ln > 0.0:
+            raise self.limit_error("set_rlc_load needs the nominal line-to-neutral voltage "
+                                   "(argument v_ln_nominal_v or options.v_ln_nominal_v)",
+                                   quantity="v_ln_nominal_v")
+        # star-connected per phase: p_w / 3 drawn at v_ln by the phase's resistance
+        self.mode = "cr"
+        self.resistance_ohm = 3.0 * v_ln ** 2 / p_w
+        self.load_enabled = True
+        self.check_errors(f"drawing a {p_w:g} W constant-resistance load")
 
     def load_on(self) -> None:
         self.load_enabled = True

@@ -37,6 +37,17 @@ line-to-neutral rms at its terminals (the PCC), ``MEAS:CURR?`` the mean phase rm
 load, cycle-averaged). The emulator draws in phase with the fundamental voltage (unity
 power factor), so its phase current is its power / (3 · V).
 
+Constant resistance (CR, ``MODE RES`` with ``RESistance <ohm>``): the manual (§3.7) describes a
+current proportional to the input voltage at unity power factor, i.e. a linear resistor, so the
+twin switches the plant's RLC load bank (``Plant.set_load_bank``: constant impedance) to the
+conductance of that resistance in each phase, at once, as a bank contactor would. TWO
+ASSUMPTIONS SHARED WITH THE DRIVER (instruments/ac_load/chroma_63800.py): the setting word
+``RESistance`` (the manual pages we read confirm the mode word, not the setting command), and
+that the bank answering as one instrument takes ``RES`` as its equivalent line-to-neutral
+resistance per phase. The 63800's own "RLC" mode is a rectified-load emulation (§4.1), not a
+linear L or C; the twin, like the unit, offers no linear reactive load (MODE RLC is refused at
+LOAD ON as before). While in CR mode ``MEAS:POW?`` reads the bank's share of the PCC load.
+
 Constant current (CC) is emulated as the constant power the current draws at the terminal
 voltage when the setting is made (a current loop is not modelled); the other modes are
 refused with -221 when the load is switched on in them.
@@ -70,7 +81,8 @@ if TYPE_CHECKING:
 MODE_WORDS = ("CURR", "POW", "VOLT", "RES", "RLC", "RLCPOW", "INRUSH", "RECT")
 MODE_ALIASES = {"CURRENT": "CURR", "POWER": "POW", "VOLTAGE": "VOLT", "RESISTANCE": "RES",
                 "RLCP": "RLCPOW"}
-SIMULATED_MODES = ("CURR", "POW")
+SIMULATED_MODES = ("CURR", "POW", "RES")
+RESISTANCE_RANGE_OHM = (1.0, 1000.0)   # one 63804 (manual §3.7); the bank: divided by units in parallel
 LIST_MAX_POINTS = 100            # the driver's MAX_PROFILE_POINTS (same shared assumption)
 LIST_DWELL_RANGE_S = (0.001, 86_400.0)
 LIST_COUNT_RANGE = (1, 65535)
@@ -122,6 +134,8 @@ class Chroma63800(ScpiInstrument):
         self.mode = "CURR"
         self.power_w = 0.0
         self.current_a = 0.0
+        self.resistance_ohm = RESISTANCE_RANGE_OHM[1]
+        self._bank_p_w = 0.0      # what the twin last switched into the plant's RLC bank
         self.peak_current_max_a = self.current_max_a * math.sqrt(2.0)
         self.load_on = False
         self.protection_bits = 0
@@ -136,6 +150,7 @@ class Chroma63800(ScpiInstrument):
         t.add("[LOAD:]MODE", set=self._set_mode, query=lambda c: self.mode)
         t.add("[LOAD:]POWer", set=self._set_power, query=lambda c: format_nr3(self.power_w))
         t.add("[LOAD:]CURRent", set=self._set_current, query=lambda c: format_nr3(self.current_a))
+        t.add("[LOAD:]RESistance", set=self._set_resistance, query=lambda c: format_nr3(self.resistance_ohm))
         t.add("[LOAD:]CURRent:PEAK:MAXimum", set=self._set_peak_current,
               query=lambda c: format_nr3(self.peak_current_max_a))
         t.add("LOAD[:STATe]", set=self._set_load, query=lambda c: "1" if self.load_on else "0")
@@ -174,6 +189,12 @@ class Chroma63800(ScpiInstrument):
 
     def _set_current(self, c: Call) -> None:
         self.current_a = c.number(unit="A", low=0.0, high=self.current_max_a)
+        self._apply()
+
+    def _set_resistance(self, c: Call) -> None:
+        # 19 units in parallel per phase: the bank reaches 1/19 of one unit's minimum
+        low = RESISTANCE_RANGE_OHM[0] / self.ratings.units_per_phase
+        self.resistance_ohm = c.number(unit="OHM", low=low, high=RESISTANCE_RANGE_OHM[1])
         self._apply()
 
     def _set_peak_current(self, c: Call) -> None:
@@ -255,7 +276,15 @@ class Chroma63800(ScpiInstrument):
 
     def _apply(self) -> None:
         """Tell the plant what the load draws from now on (a new profile starts at t = now)."""
-        if not self.load_on:
+        resistive = self.load_on and self.mode == "RES"
+        v_ln_nom = self.plant.config.grid.v_ll_nom_v / math.sqrt(3.0)
+        bank_p_w = 3.0 * v_ln_nom ** 2 / self.resistance_ohm if resistive else 0.0
+        if bank_p_w != self._bank_p_w:
+            # only on a change: the plant's bank is not the twin's alone (a bench helper may
+            # have switched it), so an AI-load setting must not reset it
+            self.plant.set_load_bank(p_w=bank_p_w)
+            self._bank_p_w = bank_p_w
+        if not self.load_on or resistive:
             self.plant.set_ai_load(None)
         elif self.sim_profile is not None:
             self.plant.set_ai_load(self.sim_profile)
@@ -279,7 +308,10 @@ class Chroma63800(ScpiInstrument):
         return float(np.mean(np.sqrt(np.mean(v * v, axis=1))))
 
     def _absorbed_power_w(self) -> float:
-        return float(self.plant.load_measurements()["ai_p_w"])
+        readings = self.plant.load_measurements()
+        if self.load_on and self.mode == "RES":
+            return float(readings["p_w"] - readings["ai_p_w"])   # the bank's share
+        return float(readings["ai_p_w"])
 
     def _phase_current_a(self) -> float:
         v_ln = self._terminal_v_ln_rms_v()
