@@ -17,6 +17,7 @@ import pytest
 
 from bench.sim import kernel_emt as k
 from bench.sim.defects import DEFECTS
+from bench.sim.genset import GensetConfig
 from bench.sim.plant import (GridConfig, Plant, PlantConfig, PlantNumericalError, PcsConfig,
                              bench_impedance)
 
@@ -95,6 +96,24 @@ def test_bolted_three_phase_fault_current_is_v_over_z():
     plant.clear_fault()
     plant.advance(0.3)
     assert plant.pcs_telemetry()["v_ln_rms_v"] == pytest.approx([278.8] * 3, rel=5e-3)
+
+
+def test_source_impedance_adds_to_the_bench_impedance_in_a_fault():
+    plant = make_plant()
+    plant.set_source_impedance(0.02, 1.0e-4)              # weak-grid emulation
+    total = plant.source_impedance()
+    assert total.r_ohm == pytest.approx(plant.impedance.r_ohm + 0.02)
+    assert total.l_h == pytest.approx(plant.impedance.l_h + 1.0e-4)
+    plant.advance(0.1)
+    plant.apply_fault("3ph", r_ohm=0.0)
+    plant.advance(0.25)
+    expected_a = V_LN_NOM_V / abs(complex(total.r_ohm, W_NOM * total.l_h))
+    measured = ring_rms(plant, ["grid_ia_a", "grid_ib_a", "grid_ic_a"], plant.t_s - 0.05, 0.05)
+    assert measured == pytest.approx([expected_a] * 3, rel=5e-3)
+    for bad in ((-0.1, 0.0), (0.0, -1e-3), (float("nan"), 0.0), (0.0, float("inf"))):
+        with pytest.raises(ValueError, match="source impedance"):
+            plant.set_source_impedance(*bad)
+    assert plant.source_impedance() == total             # a refused value changes nothing
 
 
 def test_single_phase_fault_only_loads_its_phase():
@@ -381,7 +400,8 @@ def test_weak_grid_scr_1_5_runs_stably_at_half_power():
     PlantConfig(dt_s=0.0),
     PlantConfig(dt_s=-50e-6),
     PlantConfig(defects=("no_such_defect",)),
-    PlantConfig(defects=("soc_drift",)),       # catalogued, physics not written yet
+    PlantConfig(genset=GensetConfig(iso_class="G9")),
+    PlantConfig(genset=GensetConfig(f_nom_hz=50.0)),
 ])
 def test_bad_config_raises_value_error(cfg):
     with pytest.raises(ValueError):
@@ -416,6 +436,10 @@ def test_defect_catalogue_shape():
             "genset_interaction_oscillation"} <= set(DEFECTS)
     assert all(DEFECTS[n].caught_by.startswith("T") for n in
                ("trip_on_sag", "gfm_underdamped", "soc_drift", "genset_interaction_oscillation"))
+    # every defect of the catalogue has its physics now, and each builds a plant
+    for name, defect in DEFECTS.items():
+        assert defect.implemented, name
+        Plant(PlantConfig(ring_s=0.01, defects=(name,)))
 
 
 # ------------------------------------------------------------------ interpreted kernel
@@ -425,6 +449,7 @@ def test_kernel_runs_interpreted_without_numba():
         p = Plant(PlantConfig(ring_s=0.5))
         p.set_source(output_on=True); p.set_dc_source(output_on=True)
         p.advance(0.05)
+        p.pcs_settings.es_enabled = False   # interpreted is slow: no enter-service wait
         p.pcs_command("start"); p.pcs_settings.p_set_w = 100e3
         p.pcs_settings.p_ramp_w_per_s = 5e6
         p.advance(0.35)

@@ -146,3 +146,66 @@ def test_grid_loss_transfers_seamlessly_then_reconnects_synchronised():
 def test_island_transfer_gap_defect_collapses_the_load_voltage():
     _, rms = _grid_loss(("island_transfer_gap",))
     assert (rms < 0.2).sum() >= 5                        # several cycles without voltage
+
+
+def _island_load_step(defects: tuple[str, ...], control_mode: str = "GFM_DROOP",
+                      **settings) -> tuple[Plant, float, float]:
+    """Black start on 25 kW, then a 100 kW load step; returns (plant, t_black_start,
+    t_step)."""
+    plant = Plant(PlantConfig(ring_s=6.0, defects=defects))
+    plant.set_dc_source(output_on=True)
+    plant.pcs_settings.control_mode = control_mode
+    for name, value in settings.items():
+        setattr(plant.pcs_settings, name, value)
+    plant.set_load_bank(p_w=25e3)
+    plant.pcs_command("island")
+    plant.advance(0.1)
+    t0 = plant.t_s
+    plant.pcs_command("black_start")
+    plant.advance(3.0)
+    t1 = plant.t_s
+    plant.set_load_bank(p_w=125e3)
+    return plant, t0, t1
+
+
+def test_gfm_underdamped_rings_at_a_few_hz_and_black_start_still_works():
+    plant, t0, t1 = _island_load_step(("gfm_underdamped",))
+    _, v_start = v_magnitude_pu(plant, t0, 3.0)
+    tel = plant.pcs_telemetry()
+    assert tel["state"] == "RUNNING" and tel["grid_forming"] and not tel["trip_reason"]
+    assert v_start.max() < 1.15                         # not the blackstart_overshoot defect
+    assert v_start[-1000:].mean() == pytest.approx(1.0, abs=0.01)
+    plant.advance(3.0)
+    assert plant.pcs_telemetry()["state"] == "RUNNING"
+    t, v = v_magnitude_pu(plant, t1, 3.0)
+    fit = damping_ratio_and_frequency(t[100::20] - t1, v[100::20])
+    ki, tau = plant_module.UNDERDAMPED_VREG_KI_PER_S, plant_module.UNDERDAMPED_VREG_TAU_S
+    wn_hz = math.sqrt(ki / tau) / (2 * math.pi)
+    zeta = 1.0 / (2.0 * math.sqrt(ki * tau))
+    assert fit.damping_ratio < 0.1
+    assert fit.damping_ratio == pytest.approx(zeta, abs=0.03)
+    assert 2.0 < fit.natural_frequency_hz < 5.0
+    assert fit.natural_frequency_hz == pytest.approx(wn_hz, rel=0.1)
+
+
+@pytest.mark.parametrize("inertia_h_s", [2.0, 6.0])
+def test_vsm_frequency_follows_the_swing_equation(inertia_h_s):
+    """2H dw/dt = P_set - P - D (w - w0) (pu): after a load step dP the frequency falls
+    first-order with time constant 2H / D to -dP / D (damping acts as droop)."""
+    damping_pu = 20.0
+    plant, _, t1 = _island_load_step((), "GFM_VSM", vsm_inertia_h_s=inertia_h_s,
+                                     vsm_damping_pu=damping_pu)
+    f0 = plant.pcs_telemetry()["freq_hz"]
+    samples: list[tuple[float, float]] = []
+    for i in range(1, 121):
+        plant.schedule(t1 + i * 0.025,
+                       lambda p: samples.append((p.t_s - t1, p.pcs_telemetry()["freq_hz"])))
+    plant.advance(3.05)
+    dp_pu = 100e3 / P_RATED_W
+    df_final_hz = -dp_pu / damping_pu * 60.0
+    f_end = samples[-1][1]
+    assert f_end - f0 == pytest.approx(df_final_hz, rel=0.05)
+    tau_s = 2.0 * inertia_h_s / damping_pu
+    t63 = next(t for t, f in samples if (f - f0) <= 0.632 * df_final_hz)
+    # + the droop's power filter and the one-cycle telemetry average (~30 ms)
+    assert t63 == pytest.approx(tau_s + 0.03, abs=0.05 + 0.1 * tau_s)

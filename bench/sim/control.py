@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 # Plant time is advanced in slices so that other connections (SCPI queries from a
 # concurrent poller, for instance) are served between slices of a long advance.
 ADVANCE_SLICE_S = 0.05
+# in phasor mode a slice is 200 steps of 5 ms: a 24 h run is not 1.7 million round trips
+ADVANCE_SLICE_PHASOR_S = 1.0
 ADVANCE_MAX_S = 24 * 3600.0
 # Loop turns given to other connections before time moves (see _let_received_commands_run).
 SETTLE_TURNS = 5
@@ -119,11 +121,33 @@ class ControlServer:
             spec = request.get("profile")
             plant.set_ai_load(None if spec is None else profile_from_spec(spec))
             return {"ok": True, "t_s": plant.t_s}
+        if op == "genset":
+            # the genset's engine and breaker; fields left out keep their present state,
+            # so {"op": "genset"} alone reads the genset's measurements
+            present = plant.genset_measurements() if plant.config.genset is not None else {}
+            running = request.get("running", present.get("running", False))
+            closed = request.get("breaker_closed", present.get("breaker_closed", False))
+            if not isinstance(running, bool) or not isinstance(closed, bool):
+                return {"ok": False, "error": "genset: running and breaker_closed must be true/false"}
+            if "running" in request or "breaker_closed" in request:
+                plant.set_genset(running=running, breaker_closed=closed)
+            elif plant.config.genset is None:
+                return {"ok": False, "error": "no genset on this bench"}
+            return {"ok": True, "t_s": plant.t_s, "genset": plant.genset_measurements()}
+        if op == "fidelity":
+            # {"op": "fidelity"} reads it; with "fidelity": "emt" | "phasor" (and "dt_s"
+            # for phasor, 1-10 ms) it switches at the present plant time
+            if "fidelity" in request:
+                dt_s = request.get("dt_s")
+                plant.set_fidelity(str(request["fidelity"]),
+                                   dt_s=None if dt_s is None else float(dt_s))
+            return {"ok": True, "t_s": plant.t_s, "fidelity": plant.fidelity,
+                    "step_s": plant.step_s}
         if op == "loads":
             return {"ok": True, "t_s": plant.t_s, "load": plant.load_measurements(),
                     "grid_at_pcc": plant.pcc_grid_measurements()}
         return {"ok": False, "error": f"unknown op {op!r} (known: time, advance, endpoints, fault, "
-                                      f"shutdown, load_bank, ai_load, loads)"}
+                                      f"shutdown, load_bank, ai_load, loads, genset, fidelity)"}
 
     async def _advance(self, request: dict) -> dict:
         if not self.hooks.lockstep:
@@ -137,7 +161,9 @@ class ControlServer:
             target_s = plant.t_s + dt_s
             while (remaining_s := target_s - plant.t_s) > plant.dt_s * 0.5:
                 before_s = plant.t_s
-                plant.advance(min(ADVANCE_SLICE_S, remaining_s))
+                slice_s = ADVANCE_SLICE_PHASOR_S if getattr(plant, "fidelity", "emt") == "phasor" \
+                    else ADVANCE_SLICE_S
+                plant.advance(min(slice_s, remaining_s))
                 if plant.t_s <= before_s:
                     break  # less than a step left: the plant rounds it away
                 await asyncio.sleep(0)

@@ -34,8 +34,9 @@ DEFECTS: dict[str, Defect] = _catalogue(
     Defect("gfm_underdamped",
            "Grid-forming PCC voltage regulator measures |V| through a 300 ms filter (a "
            "telemetry RMS reused) with its integral gain raised to keep the bandwidth: load "
-           "steps on an island ring at ~3 Hz with a damping ratio below 0.1.",
-           "T2"),   # physics wired (plant.py); not yet verified to ring rather than trip
+           "steps on an island ring at ~3 Hz with a damping ratio below 0.1 (black start "
+           "still completes, the start-up regime holds the integrator).",
+           "T2", implemented=True),
     Defect("limit_priority_ignored",
            "The current limiter always scales active and reactive current proportionally, "
            "whatever limit_priority says.",
@@ -65,8 +66,10 @@ DEFECTS: dict[str, Defect] = _catalogue(
            "demand-response dispatches take 5x longer than the ramp setting says.",
            "T6", implemented=True),
     Defect("soc_drift",
-           "State-of-charge estimate drifts (energy-counting gain error).",
-           "T11"),
+           "The SOC estimate counts discharged energy 5 % high (energy-counting gain error "
+           "on one direction only): over charge/discharge cycles the reported SOC drifts "
+           "away from the battery's, and the SOC manager keeps the wrong band.",
+           "T11", implemented=True),
     Defect("blackstart_overshoot",
            "Black start without a real soft start (50 ms ramp) and with an integral-only "
            "start-up voltage regulator at 3x gain: energising a dead bus overshoots the "
@@ -77,8 +80,12 @@ DEFECTS: dict[str, Defect] = _catalogue(
            "grid following to grid forming: the load voltage collapses for ~9 cycles.",
            "T8", implemented=True),
     Defect("genset_interaction_oscillation",
-           "Poorly damped interaction with a generator set in the 1-30 Hz band.",
-           "T9"),
+           "A factory fast-frequency-response function left on (whatever fw_enabled says) "
+           "acts on the 10 Hz telemetry frequency (held 100 ms) with its droop read as "
+           "per-mille (10x gain) and no response lag: silent on a stiff grid, but on a "
+           "genset-formed bus it fights the governor in a sustained 2-5 Hz oscillation "
+           "bounded by the PCS rating.",
+           "T9", implemented=True),
 )
 
 

@@ -16,8 +16,8 @@ interpreted (``NUMBA_DISABLE_JIT=1``):
 * ``events`` (float64, capacity x 5): (t_s, code, a, b, c) rows, drained by the plant.
 
 Network (per phase, 4-wire, neutral grounded): grid source e behind R_g-L_g (through the
-PCC breaker), PCS converter voltage v_conv behind R_f-L_f, a genset branch (placeholder EMF,
-breaker open until its physics lands), all into the PCC node with a shunt capacitance C
+PCC breaker), PCS converter voltage v_conv behind R_f-L_f, a genset branch (EMF from
+kernel_genset.py behind its reactance, through its breaker), all into the PCC node with a shunt capacitance C
 (+ load-bank C), a shunt conductance G (fault + load-bank R), a load-bank inductor, and the
 AI-load emulator as a current drawn from the node (an input, see ``ai_load_current``). It is linear between topology changes, so it
 is discretised exactly (matrix exponential, zero-order hold on the inputs): A-stable and
@@ -76,7 +76,35 @@ _P2 = P_HV_T + MAX_TRIP_POINTS
  P_BS_KI_SCALE, P_BS_FF,             # regulator while energising (1, 1 healthy)
  P_TRANSFER_GAP_S,      # grid loss -> grid forming: output ceases this long (0 healthy)
  P_N3) = range(P_N2, P_N2 + 16)
-N_PARAMS = P_N3
+# fourth wave: grid-following outer loop functions (kernel_gfl.py): frequency-watt droop,
+# volt-var, enter service, frequency trip curves
+(P_FW_EN, P_FW_DB_HZ, P_FW_W_PER_HZ, P_FW_TAU,
+ P_VV_EN, P_VV_TAU, P_N_VV,
+ P_ES_EN, P_ES_V_LO, P_ES_V_HI, P_ES_F_LO, P_ES_F_HI, P_ES_DELAY_S,
+ P_N_LF, P_N_HF,
+ P_VV_V) = range(P_N3, P_N3 + 16)
+P_VV_Q = P_VV_V + MAX_TRIP_POINTS          # volt-var curve: v_pu points, q (var) points
+P_LF_F = P_VV_Q + MAX_TRIP_POINTS          # LF must-trip: f_hz points, t_s points
+P_LF_T = P_LF_F + MAX_TRIP_POINTS
+P_HF_F = P_LF_T + MAX_TRIP_POINTS
+P_HF_T = P_HF_F + MAX_TRIP_POINTS
+P_N4 = P_HF_T + MAX_TRIP_POINTS
+# fifth wave: the genset behind its breaker (kernel_genset.py); P_GEN_R/L/BRK are above
+(P_GEN_ON,              # engine running at speed, excitation on
+ P_GEN_S, P_GEN_VPK,    # rating (VA) and nominal peak phase voltage
+ P_GEN_2H,              # 2 x inertia constant (s)
+ P_GEN_KGOV,            # governor droop gain, W per rad/s
+ P_GEN_TAU_ENG,         # engine lag (s)
+ P_GEN_PREF,            # governor load reference (W at nominal speed)
+ P_GEN_VREF, P_GEN_AVR_KP, P_GEN_AVR_KI, P_GEN_TAU_F, P_GEN_EMAX,   # AVR and field
+ P_DEF_GEN_OSC,         # genset_interaction_oscillation (0 healthy)
+ P_N5) = range(P_N4, P_N4 + 14)
+# sixth wave: SOC manager clamps (W) on the setpoint and smoothing parts of the active
+# power reference (written by the plant's supervisory layer), SOC estimate gain
+(P_SOC_SP_LO, P_SOC_SP_HI, P_SOC_SM_LO, P_SOC_SM_HI,
+ P_SOC_DISCH_GAIN,      # soc_drift: the estimate counts discharged energy x this (1 healthy)
+ P_N6) = range(P_N5, P_N5 + 6)
+N_PARAMS = P_N6
 CTRL_GFL, CTRL_GFM_DROOP, CTRL_GFM_VSM = 0, 1, 2
 
 # limiter priority codes
@@ -145,7 +173,33 @@ S_IGEN = _S2 + 3            # 3: genset currents (from genset into PCC)
  S_PCC_CLOSED,              # PCC breaker (grid side) commanded closed by the PCS/site
  S_SYNC, S_SYNC_INT, S_SYNC_T,       # re-synchronisation in progress, its integrator, hold timer
  S_N3) = range(S_N2, S_N2 + 19)
-N_STATE = S_N3
+# fourth wave: grid-following outer loop functions (kernel_gfl.py)
+(S_F_MEAS,                  # filtered PLL frequency (Hz): droop, enter service, trips
+ S_FW_DP,                   # frequency-watt power change (W), after its response lag
+ S_VV_VF,                   # volt-var's filtered |V1| (pu)
+ S_ES_T,                    # time V and f have been within the enter-service window
+ S_ES_WAIT,                 # 1 while a start waits for enter-service conditions
+ S_LF_TMR) = range(S_N3, S_N3 + 6)
+S_HF_TMR = S_LF_TMR + MAX_TRIP_POINTS
+S_N4 = S_HF_TMR + MAX_TRIP_POINTS
+# fifth wave: genset (kernel_genset.py) and the genset_interaction_oscillation defect
+(S_GEN_TH, S_GEN_W,         # rotor (EMF) angle (rad) and speed (rad/s, electrical)
+ S_GEN_PM,                  # mechanical power (W)
+ S_GEN_E,                   # EMF magnitude (pu of the set's nominal)
+ S_GEN_EFD_INT,             # AVR integrator (pu field voltage)
+ S_GEN_VM,                  # AVR's filtered terminal voltage (pu)
+ S_GEN_PE,                  # electrical power (W)
+ S_FW_HOLD_F, S_FW_HOLD_T,  # defect: the held frequency sample and its age
+ S_N5) = range(S_N4, S_N4 + 10)
+S_EDC_EST_J = S_N5          # the PCS's energy count behind its SOC estimate (J)
+# seventh wave: phasor mode (kernel_phasor.py), complex RMS phasors in the nominal frame
+(S_PH_V,                    # 2: PCC voltage (re, im)
+ ) = (S_N5 + 1,)
+S_PH_IF = S_PH_V + 2        # 2: PCS current (out of the PCS)
+S_PH_IG = S_PH_IF + 2       # 2: grid branch current (into the PCC)
+S_PH_IGEN = S_PH_IG + 2     # 2: genset current (into the PCC)
+S_PH_ANG = S_PH_IGEN + 2    # angle of the PCC voltage at the last step (its PLL)
+N_STATE = S_PH_ANG + 1
 
 # ---------------------------------------------------------------- telemetry (meas) indices
 M_T_END = 0      # plant time at the end of the last completed window
@@ -160,11 +214,12 @@ CMD_BLACK_START, CMD_ISLAND, CMD_RECONNECT = range(5, 8)
 (EV_STATE, EV_TRIP, EV_MC_ENTER, EV_MC_EXIT, EV_LIMIT_ENTER, EV_LIMIT_EXIT,
  EV_RT_ENTER, EV_RT_EXIT, EV_START_FAIL, EV_FAULT,
  EV_GFM_ENTER, EV_GFM_EXIT, EV_BRK_OPEN, EV_BRK_CLOSE, EV_SYNC_START,
- EV_GRID_LOSS) = range(1, 17)
-(TRIP_LV, TRIP_HV, TRIP_DC_UV, TRIP_DC_OV, TRIP_AC_OV, TRIP_LV_FIXED) = range(1, 7)
+ EV_GRID_LOSS, EV_ES_WAIT, EV_ES_DONE) = range(1, 19)
+(TRIP_LV, TRIP_HV, TRIP_DC_UV, TRIP_DC_OV, TRIP_AC_OV, TRIP_LV_FIXED, TRIP_LF,
+ TRIP_HF) = range(1, 9)
 (START_NO_GRID, START_NO_LOCK, START_DC_RANGE, START_NOT_RESET, START_BUS_LIVE,
  START_NOT_OFF) = range(1, 7)
-(ERR_GRID, ERR_PCS, ERR_PCC, ERR_DC) = range(1, 5)
+(ERR_GRID, ERR_PCS, ERR_PCC, ERR_DC, ERR_GEN) = range(1, 6)
 EVENT_COLUMNS = 5
 
 # ring rows (order of Plant.ring_signals)
@@ -500,6 +555,8 @@ def handle_command(state: np.ndarray, params: np.ndarray, events: np.ndarray,
                     push_event(events, state, t_s, EV_START_FAIL, reason, state[S_V1_PU], vdc)
                 else:
                     state[S_CMD] = CMD_START
+            elif not gfl.enter_service_ready(state, params, events, t_s):
+                state[S_CMD] = CMD_START      # wait for the enter-service window
             else:
                 # close onto the bus with the controller synthesising the bus voltage
                 state[S_BRK] = 1.0
@@ -509,6 +566,7 @@ def handle_command(state: np.ndarray, params: np.ndarray, events: np.ndarray,
                 state[S_P_RAMP] = 0.0
                 set_mode(state, events, t_s, MODE_STARTING)
     elif cmd == CMD_STOP or cmd == CMD_STANDBY:
+        state[S_ES_WAIT] = 0.0             # a waiting start is abandoned
         if mode == MODE_STARTING or mode == MODE_RUNNING or mode == MODE_MC:
             open_converter(state, events, t_s, MODE_OFF)
     elif cmd == CMD_RESET:
@@ -559,6 +617,7 @@ def reset_trip_timers(state: np.ndarray) -> None:
     state[S_SAG_TMR] = 0.0
     state[S_DC_TMR] = 0.0
     state[S_OV_CNT] = 0.0
+    gfl.reset_frequency_timers(state)
 
 
 @numba.njit(cache=True)
@@ -566,6 +625,7 @@ def supervise(state: np.ndarray, params: np.ndarray, events: np.ndarray, t_s: fl
               va: float, vb: float, vc: float) -> None:
     """State machine, protection, momentary cessation and ride-through detection."""
     dt = params[P_DT]
+    gfl.update_outer_measurements(state, params)
     handle_command(state, params, events, t_s)
     if state[S_BLK_T] > 0.0:
         state[S_BLK_T] -= dt
@@ -599,6 +659,10 @@ def supervise(state: np.ndarray, params: np.ndarray, events: np.ndarray, t_s: fl
     else:
         state[S_DC_TMR] = 0.0
     check_trip_curves(state, params, events, t_s)
+    # frequency protection of the grid-connected DER: a grid-forming PCS sets the island's
+    # frequency itself (its droop would trip it at full load), so it applies in GFL only
+    if int(state[S_MODE]) != MODE_TRIPPED and state[S_GFM] < 0.5:
+        gfl.check_frequency_trips(state, params, events, t_s)
     mode = int(state[S_MODE])
     if mode == MODE_TRIPPED:
         return
@@ -700,11 +764,16 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
         # the declared priority applies in ride-through too: a site that wants reactive
         # priority during faults writes limit_priority = Q (IEEE 2800 default)
     else:
-        p_ref = state[S_P_RAMP] + smoothing_power_w(state, params)
+        # the SOC manager bounds the setpoint and the smoothing parts (by mission priority)
+        p_sp = min(max(state[S_P_RAMP], params[P_SOC_SP_LO]), params[P_SOC_SP_HI])
+        p_sm = min(max(smoothing_power_w(state, params), params[P_SOC_SM_LO]),
+                   params[P_SOC_SM_HI])
+        p_ref = p_sp + p_sm + gfl.frequency_watt_w(state, params)
         p_max = params[P_S_RATED]
         p_ref = min(max(p_ref, -p_max), p_max)
         id_ref = p_ref / v_den
-        iqc_ref = params[P_Q_SET] / v_den
+        q_vv = gfl.volt_var_var(state, params)
+        iqc_ref = (q_vv if params[P_VV_EN] > 0.5 else params[P_Q_SET]) / v_den
     # raw (unlimited) references are what the hold captures on the next disturbance
     state[S_ID_REF] = id_ref
     state[S_IQ_REF] = iqc_ref
@@ -946,6 +1015,14 @@ def step_dc_link(state: np.ndarray, params: np.ndarray, i_conv: float) -> None:
 
 
 @numba.njit(cache=True)
+def count_energy(state: np.ndarray, params: np.ndarray, e_j: float) -> None:
+    """DC energy out of the battery (J, discharge > 0): the true count, and the PCS's
+    own count behind its SOC estimate (soc_drift: a gain error on discharge)."""
+    state[S_EDC_J] += e_j
+    state[S_EDC_EST_J] += e_j * params[P_SOC_DISCH_GAIN] if e_j > 0.0 else e_j
+
+
+@numba.njit(cache=True)
 def guard(state: np.ndarray, params: np.ndarray, t_s: float) -> bool:
     """Numerical guard: NaN/inf or a runaway current stops the run (error code set)."""
     g_ig = params[P_GUARD_IG_PK]
@@ -957,6 +1034,8 @@ def guard(state: np.ndarray, params: np.ndarray, t_s: float) -> bool:
             return fail(state, ERR_PCS, t_s, state[S_IF + ph])
         if not abs(state[S_VC + ph]) < 1e7:
             return fail(state, ERR_PCC, t_s, state[S_VC + ph])
+        if not abs(state[S_IGEN + ph]) < g_ig:
+            return fail(state, ERR_GEN, t_s, state[S_IGEN + ph])
     if not abs(state[S_VDC]) < 1e7:
         return fail(state, ERR_DC, t_s, state[S_VDC])
     return True
@@ -1010,6 +1089,7 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
     e_gen = np.zeros(3)
     # bank inductor and genset branch states exist only while those branches do
     net_full = params[P_BANK_L] > 0.0 or params[P_GEN_BRK] > 0.5
+    gen_running = params[P_GEN_ON] > 0.5
     vals = np.empty(N_ACC)
     a_load = math.exp(-dt / params[P_SMOOTH_TAU])
     ev_stop = events.shape[0] - 8
@@ -1084,13 +1164,17 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         state[S_SRC_TH] = th_src
         if_a0, if_b0, if_c0 = state[S_IF], state[S_IF + 1], state[S_IF + 2]
         ig_a0, ig_b0, ig_c0 = state[S_IG], state[S_IG + 1], state[S_IG + 2]
+        if gen_running:
+            gen.genset_emf(state, params, e_gen)
         step_network(state, mats, e, vconv, i_ai, e_gen, net_full)
+        if gen_running:
+            gen.step_genset(state, params, e_gen)
         # --- DC side: lossless averaged switches, p_conv = sum v_conv * i_pcs
         p_conv = 0.5 * (vconv[0] * (if_a0 + state[S_IF]) + vconv[1] * (if_b0 + state[S_IF + 1])
                         + vconv[2] * (if_c0 + state[S_IF + 2]))
         i_conv = p_conv / max(state[S_VDC], 1.0)
         step_dc_link(state, params, i_conv)
-        state[S_EDC_J] += state[S_VDC] * i_conv * dt
+        count_energy(state, params, state[S_VDC] * i_conv * dt)
         if not guard(state, params, t_s + dt):
             return k
         # --- hardware overcurrent (sample-level)
@@ -1140,7 +1224,7 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         ha, hb, hc = state[S_IGEN], state[S_IGEN + 1], state[S_IGEN + 2]
         vals[A_P_GEN] = va * ha + vb * hb + vc * hc
         vals[A_Q_GEN] = (vbc * ha + vca * hb + vab * hc) / SQRT3
-        vals[A_F_GEN] = 0.0
+        vals[A_F_GEN] = state[S_GEN_W] / TWO_PI
         vals[A_P_GRID] = va * ra + vb * rb + vc * rc
         vals[A_Q_GRID] = (vbc * ra + vca * rb + vab * rc) / SQRT3
         vals[A_IGEN2], vals[A_IGEN2 + 1], vals[A_IGEN2 + 2] = ha * ha, hb * hb, hc * hc
@@ -1175,4 +1259,6 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
 # Grid-forming functions live in their own module, which reads the index constants above;
 # imported last so that it sees them (numba resolves the functions at first call).
 from bench.sim import kernel_gfm as gfm  # noqa: E402
+from bench.sim import kernel_gfl as gfl  # noqa: E402
+from bench.sim import kernel_genset as gen  # noqa: E402
 

@@ -26,7 +26,7 @@ from bench.sim.kernel_emt import (
     EV_BRK_CLOSE, EV_BRK_OPEN, EV_GFM_ENTER, EV_GFM_EXIT, EV_GRID_LOSS, EV_START_FAIL,
     EV_MC_EXIT, EV_SYNC_START, MODE_MC, MODE_OFF, MODE_RUNNING, PRIO_MIXED,
     P_BS_FF, P_BS_KI_SCALE, P_BS_RAMP_S, P_CTRL_MODE, P_DEF_PRIO_IGN, P_DT, P_F_NOM,
-    P_GFM_MP, P_GFM_MQ, P_GFM_PF_TAU, P_IMAX_PK, P_LV_VIRT, P_P_RAMP, P_P_SET, P_PRIO,
+    P_GEN_BRK, P_GEN_ON, P_GFM_MP, P_GFM_MQ, P_GFM_PF_TAU, P_IMAX_PK, P_LV_VIRT, P_P_RAMP, P_P_SET, P_PRIO,
     P_Q_SET, P_RAMP_TIMEBASE, P_RV_VIRT, P_S_RATED, P_SRC_F, P_SRC_ON, P_SRC_PHA,
     P_SRC_VA, P_TRANSFER_GAP_S, P_VDC_MAX, P_VDC_MIN, P_VPK_NOM, P_VREG_KI, P_VREG_KP,
     P_VREG_TAU, P_VSM_2H, P_VSM_D,
@@ -103,8 +103,11 @@ def leave_grid_forming(state: np.ndarray, events: np.ndarray, t_s: float) -> Non
 
 @numba.njit(cache=True)
 def grid_connected(state: np.ndarray, params: np.ndarray) -> bool:
-    """The PCS sees the grid-side breaker status (hard-wired at a site): connected when
-    the grid simulator's output and the PCC breaker both conduct."""
+    """The PCS sees the breaker statuses (hard-wired at a site): connected when the grid
+    simulator's output and the PCC breaker both conduct, or a running genset's breaker
+    is closed (a genset-formed bus is a grid to follow)."""
+    if params[P_GEN_BRK] > 0.5 and params[P_GEN_ON] > 0.5:
+        return True
     return (state[S_SW_SRC] + state[S_SW_SRC + 1] + state[S_SW_SRC + 2]) > 0.5
 
 

@@ -1,16 +1,20 @@
-"""Physics plant of the virtual bench: grid simulator behind a bench impedance, PCC bus
-with an RLC load bank and an AI-load emulator, grid-following PCS (averaged converter,
-load smoothing, demand-response dispatch), DC link and battery emulator.
+"""Physics plant of the virtual bench: grid simulator behind a bench impedance (plus its
+programmable output impedance), PCC bus with an RLC load bank, an AI-load emulator and a
+genset behind its own breaker, the PCS (grid following with frequency-watt, volt-var,
+enter service and trip curves; grid forming; load smoothing, demand-response dispatch,
+SOC manager), DC link and battery emulator.
 
 Python here only orchestrates: configuration -> kernel parameter arrays, chunked
-advance with scheduled callbacks, the scope ring, telemetry and the event log. The
-per-step physics is in ``kernel_emt.run_steps`` (numba).
+advance with scheduled callbacks, the scope ring, telemetry, the event log and the
+supervisory SOC manager. The per-step physics is in ``kernel_emt.run_steps`` (EMT, numba)
+or ``kernel_phasor.run_phasor_steps`` (phasor mode, ``set_fidelity``).
 
 All outputs start off: grid simulator output off, DC source output off, PCS OFF.
 """
 
 from __future__ import annotations
 
+import cmath
 import collections
 import heapq
 import itertools
@@ -21,8 +25,10 @@ from typing import Callable, Sequence
 import numpy as np
 
 from bench.sim import kernel_emt as k
+from bench.sim import kernel_phasor as kp
 from bench.sim.ai_load import AiLoadConfig, AiLoadProfile
 from bench.sim.defects import check_defects
+from bench.sim.genset import GensetConfig
 
 # One kernel call advances at most this much plant time. Telemetry and events are written
 # inside the kernel (events carry their own time stamps), so the chunk only bounds the
@@ -30,6 +36,24 @@ from bench.sim.defects import check_defects
 # was a tenth of the run time. The bench's own slices (control endpoint, recorder) are 50 ms.
 MAX_CHUNK_S = 0.05
 STALE_CHUNK_S = 0.01        # telemetry_timestamp_lag keeps its stale copies this often
+PHASOR_CHUNK_S = 1.0        # phasor mode: plant time per kernel call (a 24 h run: 86 400)
+PHASOR_DT_RANGE_S = (1e-3, 10e-3)
+FIDELITIES = ("emt", "phasor")
+# SOC manager: outside [soc_min_pct, soc_max_pct] it bounds the missions it may override
+# and brings SOC back at this fraction of rating; it lets go this far inside the band
+SOC_RECOVERY_PU = 0.10
+SOC_HYSTERESIS_PCT = 1.0
+# which parts of the active-power reference the SOC manager may bound, per mission
+# priority: RESERVE (SOC first) bounds both; a mission ranked first keeps its own part
+SOC_MANAGED = {"RESERVE": ("setpoint", "smoothing"), "DEMAND_RESPONSE": ("smoothing",),
+               "SMOOTHING": ("setpoint",)}
+# read_ring in phasor mode: each ring signal = (phasor-ring column, phase index or -1 real)
+_PHASOR_SIGNAL = {"pcc_va_v": (kp.PH_V, 0), "pcc_vb_v": (kp.PH_V, 1), "pcc_vc_v": (kp.PH_V, 2),
+                  "pcs_ia_a": (kp.PH_IF, 0), "pcs_ib_a": (kp.PH_IF, 1), "pcs_ic_a": (kp.PH_IF, 2),
+                  "grid_ia_a": (kp.PH_IG, 0), "grid_ib_a": (kp.PH_IG, 1), "grid_ic_a": (kp.PH_IG, 2),
+                  "vdc_v": (kp.PH_VDC, -1), "idc_a": (kp.PH_IDC, -1),
+                  "load_ia_a": (kp.PH_IL, 0), "load_ib_a": (kp.PH_IL, 1), "load_ic_a": (kp.PH_IL, 2),
+                  "gen_ia_a": (kp.PH_IGEN, 0), "gen_ib_a": (kp.PH_IGEN, 1), "gen_ic_a": (kp.PH_IGEN, 2)}
 EVENT_CAPACITY = 512
 CALLBACK_EPS_S = 1e-9
 
@@ -64,6 +88,8 @@ TELEMETRY_LAG_S = 0.120     # telemetry_timestamp_lag: the stale buffer's age
 SMOOTHING_MARGIN = 0.9      # the smoothing ramp aims 10 % under the limit (measurement margin)
 SMOOTHING_TAU_S = 0.001     # load-feeder power sensing of the smoothing function (feed-forward)
 RAMP_BUFFER_SLOW_FACTOR = 4.0   # ramp_buffer_slow: its injection slews at p_ramp / 4
+OLRT_TO_TAU = math.log(10.0)
+SOC_DRIFT_DISCHARGE_GAIN = 1.05  # soc_drift: discharged energy over-counted by 5 %    # first-order lag: 90 % of the change at t = tau ln 10
 START_FAIL_TEXT = {k.START_NO_GRID: "start refused: grid voltage not present",
                    k.START_NO_LOCK: "start refused: PLL not locked",
                    k.START_DC_RANGE: "start refused: DC link out of range",
@@ -73,7 +99,8 @@ START_FAIL_TEXT = {k.START_NO_GRID: "start refused: grid voltage not present",
 GUARD_COMPONENT = {k.ERR_GRID: "grid source branch current",
                    k.ERR_PCS: "PCS filter current",
                    k.ERR_PCC: "PCC bus voltage",
-                   k.ERR_DC: "DC link voltage"}
+                   k.ERR_DC: "DC link voltage",
+                   k.ERR_GEN: "genset branch current"}
 
 
 class PlantNumericalError(RuntimeError):
@@ -141,6 +168,7 @@ class PlantConfig:
     defects: tuple[str, ...] = ()
     dc_source: DcSourceConfig = field(default_factory=DcSourceConfig)
     ai_load: AiLoadConfig = field(default_factory=AiLoadConfig)
+    genset: GensetConfig | None = None      # a genset behind its own breaker on the PCC bus
 
 
 @dataclass
@@ -172,6 +200,36 @@ class PcsSettings:
     mission_priority: str = "RESERVE"      # "RESERVE" | "DEMAND_RESPONSE" | "SMOOTHING" first
     dr_target_w: float = 0.0
     dr_time_s: float = 2.0
+    # --- grid-following outer loop (kernel_gfl.py); field names are the SunSpec server's
+    # frequency-watt droop, model 711: IEEE 1547-2018 defaults [primary, criteria.md]
+    # deadband 0.036 Hz, droop 5 %, open-loop response time 5 s
+    fw_enabled: bool = False
+    fw_deadband_hz: float = 0.036
+    fw_droop_pct: float = 5.0
+    fw_olrt_s: float = 5.0                 # time to 90 % of the final change
+    # volt-var, model 705: (v_pu, q_pu) points, q in pu of rated apparent power, capacitive
+    # (injecting) positive; default the IEEE 1547 Category B curve [recall, not checked
+    # against the text]: 0.92/+0.44, 0.98/0, 1.02/0, 1.08/-0.44, response time 5 s
+    vv_enabled: bool = False
+    vv_points: list[tuple[float, float]] = field(
+        default_factory=lambda: [(0.92, 0.44), (0.98, 0.0), (1.02, 0.0), (1.08, -0.44)])
+    vv_olrt_s: float = 5.0
+    # enter service, model 703: IEEE 1547 window 0.917-1.05 pu, 59.5-60.1 Hz and a 300 s
+    # delay [IEEE default]; the bench default delay is short (0.2 s) so that a bench start
+    # is not a five-minute wait (plans time a start out at 5 s); write 300 s to test it
+    es_enabled: bool = True
+    es_v_low_pu: float = 0.917
+    es_v_high_pu: float = 1.05
+    es_f_low_hz: float = 59.5
+    es_f_high_hz: float = 60.1
+    es_delay_s: float = 0.2
+    # LF / HF must-trip, models 709 / 710: (f_hz, t_s) points, each an independent timer;
+    # IEEE 1547 defaults [primary]: UF2 56.5 Hz/0.16 s, UF1 58.5 Hz/300 s,
+    # OF2 62.0 Hz/0.16 s, OF1 61.2 Hz/300 s
+    lf_must_trip: list[tuple[float, float]] = field(
+        default_factory=lambda: [(56.5, 0.16), (58.5, 300.0)])
+    hf_must_trip: list[tuple[float, float]] = field(
+        default_factory=lambda: [(62.0, 0.16), (61.2, 300.0)])
 
 
 @dataclass(frozen=True)
@@ -224,6 +282,10 @@ def validate_config(config: PlantConfig) -> None:
     _require(0.0 <= p.soc_initial_pct <= 100.0, "pcs.soc_initial_pct must be within 0..100")
     _positive("dc_source.r_internal_ohm", config.dc_source.r_internal_ohm)
     bench_impedance(g, p)
+    if config.genset is not None:
+        gen = config.genset.resolved()
+        _require(gen.f_nom_hz == p.f_nom_hz,
+                 f"genset.f_nom_hz {gen.f_nom_hz} differs from the bench's {p.f_nom_hz} Hz")
     check_defects(tuple(config.defects))
 
 
@@ -260,11 +322,24 @@ class Plant:
         self._callbacks: list[tuple[int, int, Callable[[Plant], None]]] = []
         self._seq = itertools.count()
         self._fault_g = [0.0, 0.0, 0.0]
+        # the grid simulator's programmable output impedance (weak-grid emulation), in
+        # series with the bench impedance; zero until set_source_impedance()
+        self._source_r_ohm = 0.0
+        self._source_l_h = 0.0
         self._trip_reason = ""
         self._alarms: list[str] = []
         self._pending_commands: collections.deque[float] = collections.deque()
         self._q_frozen: float | None = None
         self._dispatch: tuple[float, float] | None = None   # (target_w, ramp_w_per_s)
+        # fidelity: "emt" (every ring sample is a kernel step) or "phasor" (a kernel step
+        # is _ph_m ring samples; ring reads are synthesised from the phasor ring)
+        self.fidelity = "emt"
+        self._ph_m = 0
+        self._ph_ring: np.ndarray | None = None
+        self._ph_rows = 0                       # phasor-ring rows written so far
+        self._segments: list[tuple[int, str]] = [(0, "emt")]   # (first step, fidelity)
+        self._pparams = np.zeros(k.N_PARAMS)
+        self._soc_band_state = "inside"         # SOC manager: "inside" | "low" | "high"
         self._allocate()
         self._init_params()
         self._stale: collections.deque | None = None
@@ -304,8 +379,7 @@ class Plant:
         p[k.P_F_NOM] = pcs.f_nom_hz
         p[k.P_VPK_NOM] = math.sqrt(2.0) * v_ln
         p[k.P_IPK_RATED] = i_rated_pk
-        p[k.P_RG] = self.impedance.r_ohm
-        p[k.P_LG] = self.impedance.l_h
+        self._write_source_impedance()
         p[k.P_RF] = pcs.r_filter_pu * z_base
         p[k.P_LF] = l_f
         p[k.P_C] = g.pcc_c_pu / (z_base * w_nom)
@@ -339,12 +413,7 @@ class Plant:
         p[k.P_TEMP_AMB] = pcs.ambient_c
         p[k.P_TEMP_RISE] = pcs.temp_rise_rated_c
         p[k.P_TEMP_TAU] = pcs.thermal_tau_s
-        # runaway = far beyond any physical current: 20 pu for the PCS; for the grid
-        # branch, 4x the prospective bolted-fault peak (DC offset included) or 20 pu
-        z_grid = math.hypot(self.impedance.r_ohm, w_nom * self.impedance.l_h)
-        i_fault_pk = math.sqrt(2.0) * grid_v_ln / z_grid
         p[k.P_GUARD_IF_PK] = 20.0 * i_rated_pk
-        p[k.P_GUARD_IG_PK] = max(20.0 * i_rated_pk, 4.0 * i_fault_pk)
         p[k.P_DEF_TRIP_SAG] = float("trip_on_sag" in self._defects)
         p[k.P_DEF_NO_Q] = float("no_reactive_injection" in self._defects)
         p[k.P_DEF_PRIO_IGN] = float("limit_priority_ignored" in self._defects)
@@ -364,6 +433,12 @@ class Plant:
         p[k.P_BS_KI_SCALE] = OVERSHOOT_KI_SCALE if overshoot else 1.0
         p[k.P_BS_FF] = 0.0 if overshoot else 1.0
         p[k.P_TRANSFER_GAP_S] = TRANSFER_GAP_DEFECT_S if "island_transfer_gap" in self._defects else 0.0
+        p[k.P_DEF_GEN_OSC] = float("genset_interaction_oscillation" in self._defects)
+        p[k.P_SOC_DISCH_GAIN] = SOC_DRIFT_DISCHARGE_GAIN if "soc_drift" in self._defects else 1.0
+        p[k.P_SOC_SP_LO] = p[k.P_SOC_SM_LO] = -pcs.s_rated_va    # SOC manager: no bound yet
+        p[k.P_SOC_SP_HI] = p[k.P_SOC_SM_HI] = pcs.s_rated_va
+        if cfg.genset is not None:
+            self._init_genset_params(cfg.genset.resolved())
         ai = cfg.ai_load
         p[k.P_AI_IMAX_PK] = math.sqrt(2.0) * ai.i_max_a
         p[k.P_AI_TAU] = ai.power_tau_s
@@ -375,6 +450,28 @@ class Plant:
         s[k.S_TEMP_C] = pcs.ambient_c
         s[k.S_PCC_CLOSED] = 1.0
         s[k.S_GFM_RAMP] = 1.0
+        s[k.S_F_MEAS] = pcs.f_nom_hz
+        s[k.S_FW_HOLD_F] = pcs.f_nom_hz
+        s[k.S_GEN_W] = w_nom
+        s[k.S_VV_VF] = 1.0
+
+    def _init_genset_params(self, gen: GensetConfig) -> None:
+        p = self.params
+        w_nom = 2.0 * math.pi * gen.f_nom_hz
+        z_base = gen.v_ll_nom_v ** 2 / gen.s_rated_va
+        p[k.P_GEN_S] = gen.s_rated_va
+        p[k.P_GEN_VPK] = math.sqrt(2.0 / 3.0) * gen.v_ll_nom_v
+        p[k.P_GEN_R] = gen.r_pu * z_base
+        p[k.P_GEN_L] = gen.x_pu * z_base / w_nom
+        p[k.P_GEN_2H] = 2.0 * gen.inertia_h_s
+        p[k.P_GEN_KGOV] = gen.s_rated_va / (gen.droop_pct / 100.0 * w_nom)
+        p[k.P_GEN_TAU_ENG] = gen.engine_tau_s
+        p[k.P_GEN_PREF] = gen.p_ref_w
+        p[k.P_GEN_VREF] = gen.v_ref_pu
+        p[k.P_GEN_AVR_KP] = gen.avr_kp
+        p[k.P_GEN_AVR_KI] = gen.avr_ki_per_s
+        p[k.P_GEN_TAU_F] = gen.field_tau_s
+        p[k.P_GEN_EMAX] = gen.e_max_pu
 
     # ------------------------------------------------------------------ settings
     @property
@@ -405,6 +502,13 @@ class Plant:
         _require(s.hv_mom_cess_v_pu > 1.0, "hv_mom_cess_v_pu must be > 1")
         _require(s.control_mode in CONTROL_MODES,
                  f"control_mode must be one of {sorted(CONTROL_MODES)}, got {s.control_mode!r}")
+        _require(self.fidelity == "emt" or s.control_mode == "GFL",
+                 "phasor mode models a grid-following PCS only: switch to EMT for grid forming")
+        _require(s.mission_priority in SOC_MANAGED,
+                 f"mission_priority must be one of {sorted(SOC_MANAGED)}, got {s.mission_priority!r}")
+        _require(0.0 <= s.soc_min_pct < s.soc_max_pct <= 100.0,
+                 f"SOC band needs 0 <= soc_min_pct < soc_max_pct <= 100, got "
+                 f"{s.soc_min_pct}..{s.soc_max_pct}")
         for name, lo, hi in (("droop_f_pct", 0.5, 10.0), ("droop_v_pct", 0.5, 10.0),
                              ("vsm_inertia_h_s", 0.1, 20.0), ("vsm_damping_pu", 0.0, 200.0),
                              ("virtual_x_pu", 0.0, 0.5)):
@@ -412,6 +516,20 @@ class Plant:
             _require(math.isfinite(val) and lo <= val <= hi, f"{name} must be within {lo}..{hi}, got {val}")
         lv = _trip_points("lv_must_trip", s.lv_must_trip)
         hv = _trip_points("hv_must_trip", s.hv_must_trip)
+        lf = _trip_points("lf_must_trip", s.lf_must_trip)
+        hf = _trip_points("hf_must_trip", s.hf_must_trip)
+        vv = _volt_var_points(s.vv_points)
+        for name, lo, hi in (("fw_deadband_hz", 0.0, 1.0), ("fw_droop_pct", 0.5, 10.0),
+                             ("fw_olrt_s", 0.01, 600.0), ("vv_olrt_s", 0.01, 600.0),
+                             ("es_delay_s", 0.0, 3600.0)):
+            val = getattr(s, name)
+            _require(math.isfinite(val) and lo <= val <= hi, f"{name} must be within {lo}..{hi}, got {val}")
+        _require(0.0 < s.es_v_low_pu < s.es_v_high_pu,
+                 f"enter-service window needs 0 < es_v_low_pu < es_v_high_pu, got "
+                 f"{s.es_v_low_pu}..{s.es_v_high_pu} pu")
+        _require(0.0 < s.es_f_low_hz < s.es_f_high_hz,
+                 f"enter-service window needs 0 < es_f_low_hz < es_f_high_hz, got "
+                 f"{s.es_f_low_hz}..{s.es_f_high_hz} Hz")
         p = self.params
         p[k.P_P_SET] = s.p_set_w
         p[k.P_Q_SET] = s.q_set_var
@@ -449,6 +567,33 @@ class Plant:
             p[k.P_LV_V + i], p[k.P_LV_T + i] = v, t
         for i, (v, t) in enumerate(hv):
             p[k.P_HV_V + i], p[k.P_HV_T + i] = v, t
+        self._write_outer_loop_settings(s, lf, hf, vv)
+
+    def _write_outer_loop_settings(self, s: PcsSettings, lf: list[tuple[float, float]],
+                                   hf: list[tuple[float, float]],
+                                   vv: list[tuple[float, float]]) -> None:
+        """Frequency-watt, volt-var, enter service, frequency trips (validated)."""
+        p = self.params
+        pcs = self.config.pcs
+        p[k.P_FW_EN] = float(bool(s.fw_enabled))
+        p[k.P_FW_DB_HZ] = s.fw_deadband_hz
+        p[k.P_FW_W_PER_HZ] = pcs.s_rated_va / (s.fw_droop_pct / 100.0 * pcs.f_nom_hz)
+        p[k.P_FW_TAU] = s.fw_olrt_s / OLRT_TO_TAU
+        p[k.P_VV_EN] = float(bool(s.vv_enabled))
+        p[k.P_VV_TAU] = s.vv_olrt_s / OLRT_TO_TAU
+        p[k.P_N_VV] = len(vv)
+        for i, (v, q) in enumerate(vv):
+            p[k.P_VV_V + i], p[k.P_VV_Q + i] = v, q * pcs.s_rated_va
+        p[k.P_ES_EN] = float(bool(s.es_enabled))
+        p[k.P_ES_V_LO], p[k.P_ES_V_HI] = s.es_v_low_pu, s.es_v_high_pu
+        p[k.P_ES_F_LO], p[k.P_ES_F_HI] = s.es_f_low_hz, s.es_f_high_hz
+        p[k.P_ES_DELAY_S] = s.es_delay_s
+        p[k.P_N_LF] = len(lf)
+        p[k.P_N_HF] = len(hf)
+        for i, (f, t) in enumerate(lf):
+            p[k.P_LF_F + i], p[k.P_LF_T + i] = f, t
+        for i, (f, t) in enumerate(hf):
+            p[k.P_HF_F + i], p[k.P_HF_T + i] = f, t
 
     # ------------------------------------------------------------------ time
     @property
@@ -469,17 +614,23 @@ class Plant:
         self._in_advance = True
         try:
             end_step = self._step + int(round(duration_s * self.sample_rate_hz))
-            chunk_s = STALE_CHUNK_S if self._stale is not None else MAX_CHUNK_S
-            max_chunk = max(int(round(chunk_s * self.sample_rate_hz)), 1)
             self._run_due_callbacks()
             while self._step < end_step:
+                phasor = self.fidelity == "phasor"     # a callback may switch it
+                chunk_s = STALE_CHUNK_S if self._stale is not None else (
+                    PHASOR_CHUNK_S if phasor else MAX_CHUNK_S)
+                max_chunk = max(int(round(chunk_s * self.sample_rate_hz)), 1)
                 target = min(end_step, self._step + max_chunk)
                 if self._pending_commands:
                     self.state[k.S_CMD] = self._pending_commands.popleft()
-                    target = self._step + 1
+                    target = min(end_step, self._step + (self._ph_m if phasor else 1))
                 if self._callbacks:
                     target = min(target, self._callbacks[0][0])
-                self._run_chunk(target - self._step)
+                self._update_soc_manager()
+                if phasor:
+                    self._run_phasor_chunk(target - self._step)
+                else:
+                    self._run_chunk(target - self._step)
                 self._run_due_callbacks()
         finally:
             self._in_advance = False
@@ -503,6 +654,202 @@ class Plant:
                 self._drain_events()
             if self.state[k.S_ERR_CODE] != 0:
                 self._raise_numerical()
+
+    def _run_phasor_chunk(self, n_samples: int) -> None:
+        """n_samples of ring time in phasor steps of _ph_m samples, the remainder (a
+        callback or the end of an advance between two steps) as one shorter step."""
+        self._apply_settings_if_changed()
+        m = self._ph_m
+        full, rest = divmod(n_samples, m)
+        for n_steps, samples_per_step in ((full, m), (1 if rest else 0, rest)):
+            while n_steps > 0:
+                h = samples_per_step * self.dt_s
+                pp = self._pparams
+                pp[:] = self.params
+                pp[k.P_DT] = h
+                t0 = self.t_s
+                n_call = min(n_steps, max(len(self._ai_buf) - 1, 1))
+                ai = self._ai_phasor_commands(n_call, h)
+                done = kp.run_phasor_steps(n_call, t0, self.state, pp, self._meas, self._events,
+                                           self._ph_ring, self._ph_rows, ai)
+                self._ph_rows += done
+                self._step += done * samples_per_step
+                n_steps -= done
+                if self._stale is not None:
+                    self._record_stale()
+                if self.state[k.S_EV_N] > 0:
+                    self._drain_events()
+                if self.state[k.S_ERR_CODE] != 0:
+                    self._raise_numerical()
+
+    def _ai_phasor_commands(self, n_steps: int, h_s: float) -> np.ndarray:
+        """AI-load power at the end of each of the next n_steps phasor steps."""
+        buf = self._ai_buf
+        if self._ai_profile is None:
+            buf[:n_steps] = 0.0
+            return buf
+        t = self.t_s + h_s * np.arange(1, n_steps + 1) - self._ai_t0_s
+        values = np.asarray(self._ai_profile.power_w(t), dtype=float)
+        if not np.all(np.isfinite(values)):
+            raise PlantNumericalError(f"AI-load profile returned a non-finite power "
+                                      f"at plant time t = {self.t_s:.6f} s")
+        buf[:n_steps] = values
+        return buf
+
+    # ------------------------------------------------------------------ fidelity
+    @property
+    def step_s(self) -> float:
+        """The kernel's integration step: dt_s in EMT, the phasor step in phasor mode."""
+        return self.dt_s * (self._ph_m if self.fidelity == "phasor" else 1)
+
+    def set_fidelity(self, fidelity: str, dt_s: float | None = None) -> None:
+        """Switch the plant between "emt" (averaged EMT at the configured dt_s, sub-cycle
+        work) and "phasor" (balanced RMS phasors at dt_s of 1-10 ms, default 5 ms, for long
+        runs), at the present plant time, carrying every state across.
+
+        Phasor mode models grid-following operation (a grid-forming setting is refused)
+        and balanced conditions: unbalanced source programming counts by its positive
+        sequence and only three-phase faults are accepted. Its step is a whole number of
+        ring samples; plant.dt_s stays the ring's sample period, so read_ring() keeps its
+        time base and returns waveforms synthesised from the phasors. Commands and
+        callbacks act at phasor-step boundaries (a callback between two steps shortens
+        the step that reaches it)."""
+        _require(fidelity in FIDELITIES, f"fidelity must be one of {FIDELITIES}, got {fidelity!r}")
+        if fidelity == "emt":
+            _require(dt_s is None or abs(dt_s - self.dt_s) <= 1e-12,
+                     f"EMT runs at the configured dt_s {self.dt_s:g} s (PlantConfig.dt_s); "
+                     f"got {dt_s!r}")
+            if self.fidelity == "phasor":
+                self._enter_emt()
+            return
+        dt_s = 5e-3 if dt_s is None else dt_s
+        lo, hi = PHASOR_DT_RANGE_S
+        _require(isinstance(dt_s, (int, float)) and math.isfinite(dt_s) and lo <= dt_s <= hi,
+                 f"phasor dt_s must be within {lo:g}..{hi:g} s, got {dt_s!r}")
+        _require(self._pcs_settings.control_mode == "GFL" and self.state[k.S_GFM] < 0.5,
+                 "phasor mode models a grid-following PCS only; set control_mode GFL "
+                 "(grid forming needs EMT)")
+        _require(len(set(self._fault_g)) == 1,
+                 "phasor mode is balanced: clear the single-phase fault first")
+        m = max(int(round(dt_s / self.dt_s)), 1)
+        if self.fidelity == "phasor":
+            if m != self._ph_m:
+                self._ph_m = m
+                self._allocate_phasor_ring()
+            return
+        self._ph_m = m
+        self._allocate_phasor_ring()
+        self._enter_phasor()
+
+    def _allocate_phasor_ring(self) -> None:
+        rows = int(math.ceil(self.config.ring_s / (self._ph_m * self.dt_s))) + 2
+        self._ph_ring = np.zeros((rows, kp.N_PH_COLS))
+        self._ph_rows = 0
+        self._ai_buf = np.zeros(max(len(self._ai_buf), int(PHASOR_CHUNK_S / (self._ph_m * self.dt_s)) + 2))
+
+    def _enter_phasor(self) -> None:
+        """Phasors of the present instantaneous network state (balanced: its space vector)."""
+        st = self.state
+        rot = cmath.exp(-1j * self._w_nom() * self.t_s)
+
+        def phasor(index: int) -> complex:
+            x0, x1, x2 = st[index], st[index + 1], st[index + 2]
+            return complex((2 * x0 - x1 - x2) / 3.0, (x1 - x2) / math.sqrt(3.0)) / math.sqrt(2.0) * rot
+
+        v = phasor(k.S_VC)
+        for index, value in ((k.S_PH_V, v), (k.S_PH_IF, phasor(k.S_IF)), (k.S_PH_IG, phasor(k.S_IG)),
+                             (k.S_PH_IGEN, phasor(k.S_IGEN))):
+            st[index], st[index + 1] = value.real, value.imag
+        st[k.S_PH_ANG] = cmath.phase(v) if abs(v) > 0.0 else 0.0
+        self.fidelity = "phasor"
+        self._segments.append((self._step, "phasor"))
+        self._log(self.t_s, "FIDELITY", f"phasor, step {self._ph_m * self.dt_s * 1e3:g} ms")
+
+    def _enter_emt(self) -> None:
+        """Instantaneous network and controller states consistent with the last phasors,
+        so the EMT kernel continues from the same operating point."""
+        st, p = self.state, self.params
+        w0 = self._w_nom()
+        rot = cmath.exp(1j * w0 * self.t_s)
+        shifts = [cmath.exp(-2j * math.pi * ph / 3.0) for ph in range(3)]
+        v = complex(st[k.S_PH_V], st[k.S_PH_V + 1])
+        i_bank_l = v / (1j * w0 * p[k.P_BANK_L]) if p[k.P_BANK_L] > 0.0 else 0j
+        for index, value in ((k.S_VC, v), (k.S_IF, complex(st[k.S_PH_IF], st[k.S_PH_IF + 1])),
+                             (k.S_IG, complex(st[k.S_PH_IG], st[k.S_PH_IG + 1])),
+                             (k.S_IGEN, complex(st[k.S_PH_IGEN], st[k.S_PH_IGEN + 1])),
+                             (k.S_IL, i_bank_l)):
+            for ph in range(3):
+                st[index + ph] = math.sqrt(2.0) * (value * rot * shifts[ph]).real
+        for ph in range(3):
+            st[k.S_PREV_IG + ph] = st[k.S_IG + ph]
+            st[k.S_PREV_V + ph] = st[k.S_VC + ph]
+        v_abs = abs(v)
+        unit = v / v_abs if v_abs > 1e-9 else 1.0 + 0j
+        st[k.S_PLL_TH] = (cmath.phase(unit) + w0 * self.t_s) % (2.0 * math.pi)
+        # current loop in steady state: integrators carry R_f i, feed-forward carries v
+        i_dq = complex(st[k.S_PH_IF], st[k.S_PH_IF + 1]) * unit.conjugate() * math.sqrt(2.0)
+        st[k.S_ID_INT] = p[k.P_RF] * i_dq.real
+        st[k.S_IQ_INT] = p[k.P_RF] * i_dq.imag
+        st[k.S_VFF_D], st[k.S_VFF_Q] = math.sqrt(2.0) * v_abs, 0.0
+        v_nom_frame = math.sqrt(2.0) * v        # the AI load's fundamental estimate
+        st[k.S_AI_VD1] = st[k.S_AI_VD2] = v_nom_frame.real
+        st[k.S_AI_VQ1] = st[k.S_AI_VQ2] = v_nom_frame.imag
+        n_win = self._win.shape[1]
+        for row, value in enumerate((v_abs ** 2,) * 3 + (math.sqrt(2.0) * v_abs, 0.0)):
+            self._win[row, :] = value
+            st[k.S_WIN_SUM + row] = value * n_win
+        st[k.S_ACC_T] = 0.0
+        st[k.S_ACC:k.S_ACC + k.N_ACC] = 0.0
+        st[k.S_TOPO_VALID] = 0.0
+        self.fidelity = "emt"
+        self._segments.append((self._step, "emt"))
+        self._log(self.t_s, "FIDELITY", f"emt, step {self.dt_s * 1e6:g} us")
+
+    def _w_nom(self) -> float:
+        return 2.0 * math.pi * self.config.pcs.f_nom_hz
+
+    # ------------------------------------------------------------------ SOC manager
+    def _update_soc_manager(self) -> None:
+        """Keep the (estimated) SOC within [soc_min_pct, soc_max_pct]: outside the band,
+        bound the missions that rank below SOC in mission_priority and drive the battery
+        back at SOC_RECOVERY_PU; released SOC_HYSTERESIS_PCT inside the band."""
+        s = self._pcs_settings
+        soc = self._soc_pct()
+        before = self._soc_band_state
+        if soc < s.soc_min_pct:
+            state = "low"
+        elif soc > s.soc_max_pct:
+            state = "high"
+        elif before == "low" and soc < s.soc_min_pct + SOC_HYSTERESIS_PCT:
+            state = "low"
+        elif before == "high" and soc > s.soc_max_pct - SOC_HYSTERESIS_PCT:
+            state = "high"
+        else:
+            state = "inside"
+        if state == before and state == "inside":
+            return
+        rated = self.config.pcs.s_rated_va
+        managed = SOC_MANAGED.get(s.mission_priority, SOC_MANAGED["RESERVE"])
+        p = self.params
+        p[k.P_SOC_SP_LO] = p[k.P_SOC_SM_LO] = -rated
+        p[k.P_SOC_SP_HI] = p[k.P_SOC_SM_HI] = rated
+        recovery_w = SOC_RECOVERY_PU * rated
+        if state == "low":          # no discharge; the setpoint part charges the battery
+            if "setpoint" in managed:
+                p[k.P_SOC_SP_HI] = -recovery_w
+            if "smoothing" in managed:
+                p[k.P_SOC_SM_HI] = 0.0
+        elif state == "high":       # no charging; the setpoint part discharges
+            if "setpoint" in managed:
+                p[k.P_SOC_SP_LO] = recovery_w
+            if "smoothing" in managed:
+                p[k.P_SOC_SM_LO] = 0.0
+        if state != before:
+            self._soc_band_state = state
+            self._log(self.t_s, "SOC_MANAGER",
+                      {"low": f"SOC {soc:.1f} % below {s.soc_min_pct:g} %: recharging",
+                       "high": f"SOC {soc:.1f} % above {s.soc_max_pct:g} %: discharging",
+                       "inside": f"SOC {soc:.1f} % back inside the band"}[state])
 
     def _raise_numerical(self) -> None:
         code = int(self.state[k.S_ERR_CODE])
@@ -562,6 +909,12 @@ class Plant:
             self._log(t_s, "BREAKER", "PCC breaker open (island)")
         elif code == k.EV_BRK_CLOSE:
             self._log(t_s, "BREAKER", f"PCC breaker closed (angle {a:.1f} deg, df {b:.3f} Hz)")
+        elif code == k.EV_ES_WAIT:
+            self._log(t_s, "ENTER_SERVICE", f"start waits for the enter-service window "
+                                            f"(V1 {a:.3f} pu, f {b:.3f} Hz, {c:.1f} s to go)")
+        elif code == k.EV_ES_DONE:
+            self._log(t_s, "ENTER_SERVICE", f"enter-service conditions met "
+                                            f"(V1 {a:.3f} pu, f {b:.3f} Hz)")
         elif code == k.EV_SYNC_START:
             self._log(t_s, "SYNC", "synchronising to the grid side")
         elif code == k.EV_FAULT:
@@ -577,6 +930,10 @@ class Plant:
             return f"HV must-trip {a:.2f} pu / {b:.2f} s"
         if kind == k.TRIP_LV_FIXED:
             return f"LV protection {a:.2f} pu / {b:.2f} s"
+        if kind == k.TRIP_LF:
+            return f"LF must-trip {a:.2f} Hz / {b:.2f} s"
+        if kind == k.TRIP_HF:
+            return f"HF must-trip {a:.2f} Hz / {b:.2f} s"
         if kind == k.TRIP_DC_UV:
             return f"DC link undervoltage {a:.1f} V < {b:.1f} V"
         if kind == k.TRIP_DC_OV:
@@ -610,6 +967,42 @@ class Plant:
         if angles is not None:
             p[k.P_SRC_PHA], p[k.P_SRC_PHB], p[k.P_SRC_PHC] = (math.radians(x) for x in angles)
 
+    def set_source_impedance(self, r_ohm: float, l_h: float) -> None:
+        """Program the grid simulator's output impedance (per phase, series R-L).
+
+        A regenerative grid simulator can emulate a weak grid by adding a programmable
+        impedance at its output; here it sits in series with the bench impedance
+        (``Plant.impedance``, from SCR and X/R), so the PCS sees the sum
+        (``source_impedance()``). Applied at the next step (the network is re-discretised);
+        (0, 0) removes it. ValueError on negative or non-finite values.
+        """
+        for name, val in (("r_ohm", r_ohm), ("l_h", l_h)):
+            _require(isinstance(val, (int, float)) and math.isfinite(val) and val >= 0.0,
+                     f"source impedance {name} must be finite and >= 0, got {val!r}")
+        self._source_r_ohm = float(r_ohm)
+        self._source_l_h = float(l_h)
+        self._write_source_impedance()
+        self._bump_topology()
+        self._log(self.t_s, "SOURCE_Z", f"grid simulator output impedance R {r_ohm:.4g} ohm, "
+                                        f"L {l_h:.4g} H")
+
+    def source_impedance(self) -> BenchImpedance:
+        """Total impedance behind the grid simulator's EMF: bench + programmed output."""
+        return BenchImpedance(self.impedance.r_ohm + self._source_r_ohm,
+                              self.impedance.l_h + self._source_l_h, self.impedance.z_base_ohm)
+
+    def _write_source_impedance(self) -> None:
+        p = self.params
+        z = self.source_impedance()
+        p[k.P_RG] = z.r_ohm
+        p[k.P_LG] = z.l_h
+        # runaway = far beyond any physical current: for the grid branch, 4x the
+        # prospective bolted-fault peak (DC offset included) or 20 pu
+        w_nom = 2.0 * math.pi * self.config.pcs.f_nom_hz
+        grid_v_ln = self.config.grid.v_ll_nom_v / math.sqrt(3.0)
+        i_fault_pk = math.sqrt(2.0) * grid_v_ln / math.hypot(z.r_ohm, w_nom * z.l_h)
+        p[k.P_GUARD_IG_PK] = max(20.0 * p[k.P_IPK_RATED], 4.0 * i_fault_pk)
+
     def source_measurements(self) -> dict:
         m = self._avg
         return {"v_ln_rms_v": [math.sqrt(m(k.A_E2 + i)) for i in range(3)],
@@ -621,6 +1014,8 @@ class Plant:
     def apply_fault(self, kind: str, r_ohm: float = 0.0) -> None:
         """Phase-to-ground fault at the PCC: kind "3ph" (all phases), "ag", "bg" or "cg"."""
         _require(kind in FAULT_KINDS, f"fault kind must be one of {sorted(FAULT_KINDS)}, got {kind!r}")
+        _require(self.fidelity == "emt" or kind == "3ph",
+                 f"phasor mode is balanced: a {kind!r} fault needs EMT (set_fidelity('emt'))")
         _require(math.isfinite(r_ohm) and r_ohm >= 0.0, f"fault resistance must be >= 0, got {r_ohm}")
         g = 1.0 / max(r_ohm, MIN_FAULT_R_OHM)
         self._fault_g = [g if ph in FAULT_KINDS[kind] else 0.0 for ph in range(3)]
@@ -673,6 +1068,58 @@ class Plant:
         self._bump_topology()
         self._log(self.t_s, "LOAD_BANK", f"P {p_w:.0f} W, QL {q_inductive_var:.0f} var, "
                                          f"QC {q_capacitive_var:.0f} var")
+
+    def set_genset(self, running: bool, breaker_closed: bool) -> None:
+        """Genset engine (running at speed and voltage, or stopped) and its breaker onto
+        the PCC bus; applied at the next step. Closing onto a live bus goes through the
+        set's auto-synchroniser (modelled as ideal: angle, speed and EMF matched to the
+        bus at the closing instant). A stopped set cannot be connected (it would motor)."""
+        _require(self.config.genset is not None,
+                 "no genset on this bench (PlantConfig.genset is None)")
+        _require(isinstance(running, bool) and isinstance(breaker_closed, bool),
+                 "set_genset needs booleans running and breaker_closed")
+        _require(running or not breaker_closed,
+                 "the genset breaker can close only while the genset runs")
+        p, st = self.params, self.state
+        gen = self.config.genset.resolved()
+        w_nom = 2.0 * math.pi * gen.f_nom_hz
+        was_running = p[k.P_GEN_ON] > 0.5
+        was_closed = p[k.P_GEN_BRK] > 0.5
+        if running and not was_running:      # started, governor and AVR at their references
+            st[k.S_GEN_W] = w_nom
+            st[k.S_GEN_TH] = 0.0
+            st[k.S_GEN_E] = st[k.S_GEN_EFD_INT] = st[k.S_GEN_VM] = gen.v_ref_pu
+            st[k.S_GEN_PM] = gen.p_ref_w
+            self._log(self.t_s, "GENSET", "genset running")
+        if breaker_closed and not was_closed:
+            if st[k.S_V1_PU] > 0.1:           # live bus: synchronise first
+                st[k.S_GEN_TH] = st[k.S_PLL_TH]
+                st[k.S_GEN_W] = st[k.S_PLL_W]
+                e_pu = st[k.S_V1_PU] * p[k.P_VPK_NOM] / p[k.P_GEN_VPK]
+                st[k.S_GEN_E] = st[k.S_GEN_VM] = e_pu
+                st[k.S_GEN_EFD_INT] = e_pu
+            self._log(self.t_s, "GENSET", "genset breaker closed")
+        if not breaker_closed and was_closed:
+            self._log(self.t_s, "GENSET", "genset breaker open")
+        if not running and was_running:
+            st[k.S_GEN_E] = 0.0
+            self._log(self.t_s, "GENSET", "genset stopped")
+        p[k.P_GEN_ON] = float(running)
+        p[k.P_GEN_BRK] = float(breaker_closed)
+        self._bump_topology()
+
+    def genset_measurements(self) -> dict:
+        """The genset at its breaker (cycle averages): p_w, q_var (delivered; Q > 0 supplies
+        reactive power), i_rms_a[3], freq_hz (rotor, electrical), plus the instantaneous
+        speed_hz, e_pu (EMF), p_mech_w, running, breaker_closed."""
+        m = self._avg
+        st, p = self.state, self.params
+        return {"p_w": m(k.A_P_GEN), "q_var": m(k.A_Q_GEN),
+                "i_rms_a": [math.sqrt(m(k.A_IGEN2 + i)) for i in range(3)],
+                "freq_hz": m(k.A_F_GEN) if self._meas[k.M_VALID] else st[k.S_GEN_W] / (2 * math.pi),
+                "speed_hz": float(st[k.S_GEN_W] / (2 * math.pi)),
+                "e_pu": float(st[k.S_GEN_E]), "p_mech_w": float(st[k.S_GEN_PM]),
+                "running": bool(p[k.P_GEN_ON] > 0.5), "breaker_closed": bool(p[k.P_GEN_BRK] > 0.5)}
 
     def set_ai_load(self, profile: AiLoadProfile | None) -> None:
         """Start the AI-load emulator on a profile (its time 0 = now); None stops it."""
@@ -811,12 +1258,20 @@ class Plant:
     def _soc_pct(self, state: np.ndarray | None = None) -> float:
         state = self.state if state is None else state
         pcs = self.config.pcs
-        used_pct = state[k.S_EDC_J] / (pcs.battery_capacity_wh * 3600.0) * 100.0
+        used_pct = state[k.S_EDC_EST_J] / (pcs.battery_capacity_wh * 3600.0) * 100.0
+        return float(min(max(pcs.soc_initial_pct - used_pct, 0.0), 100.0))
+
+    def battery_soc_pct(self) -> float:
+        """The battery's true SOC (coulomb count of the DC energy); the PCS reports its
+        own estimate (telemetry soc_pct), which the soc_drift defect corrupts."""
+        pcs = self.config.pcs
+        used_pct = self.state[k.S_EDC_J] / (pcs.battery_capacity_wh * 3600.0) * 100.0
         return float(min(max(pcs.soc_initial_pct - used_pct, 0.0), 100.0))
 
     # ------------------------------------------------------------------ scope ring
     def read_ring(self, names: Sequence[str], t_start_s: float, n_samples: int) -> np.ndarray:
-        """(len(names), n_samples) float64 of samples at t_start_s + i*dt_s."""
+        """(len(names), n_samples) float64 of samples at t_start_s + i*dt_s. Samples from
+        phasor-mode stretches are synthesised from the phasors (balanced three-phase)."""
         rows = []
         for name in names:
             _require(name in self._signal_row,
@@ -830,8 +1285,46 @@ class Plant:
             raise ValueError(
                 f"ring samples {first * self.dt_s:.6f}..{last * self.dt_s:.6f} s not in the buffer "
                 f"(holds {oldest * self.dt_s:.6f}..{self.t_s:.6f} s)")
-        cols = np.arange(first, first + n_samples) % self._n_ring
-        return self._ring[np.ix_(cols, rows)].T.astype(np.float64)
+        steps = np.arange(first, first + n_samples)
+        out = self._ring[np.ix_(steps % self._n_ring, rows)].T.astype(np.float64)
+        starts = np.array([start for start, _ in self._segments])
+        # sample s is the end of kernel step s-1 -> s: it belongs to the segment begun before s
+        seg = np.searchsorted(starts, steps, side="left") - 1
+        in_phasor = np.array([self._segments[j][1] == "phasor" if j >= 0 else False for j in seg])
+        if in_phasor.any():
+            t = steps[in_phasor] * self.dt_s
+            for i, name in enumerate(names):
+                out[i, in_phasor] = self._synthesise(name, t)
+        return out
+
+    def _synthesise(self, name: str, t: np.ndarray) -> np.ndarray:
+        """Instantaneous samples of a ring signal from the phasor ring (linear
+        interpolation of the phasors between steps)."""
+        n_rows = self._ph_ring.shape[0]
+        count = min(self._ph_rows, n_rows)
+        if count == 0:
+            return np.zeros_like(t)
+        order = (self._ph_rows - count + np.arange(count)) % n_rows
+        rows = self._ph_ring[order]
+        col, phase = _PHASOR_SIGNAL[name]
+        if phase < 0:
+            return np.interp(t, rows[:, kp.PH_T], rows[:, col])
+        x = np.interp(t, rows[:, kp.PH_T], rows[:, col]) \
+            + 1j * np.interp(t, rows[:, kp.PH_T], rows[:, col + 1])
+        angle = self._w_nom() * t - 2.0 * math.pi * phase / 3.0
+        return math.sqrt(2.0) * (x * np.exp(1j * angle)).real
+
+
+def _volt_var_points(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    pts = [(float(v), float(q)) for v, q in points]
+    _require(2 <= len(pts) <= k.MAX_TRIP_POINTS,
+             f"vv_points: 2..{k.MAX_TRIP_POINTS} points, got {len(pts)}")
+    for v, q in pts:
+        _require(math.isfinite(v) and math.isfinite(q) and v > 0.0 and -1.0 <= q <= 1.0,
+                 f"vv_points: point ({v}, {q}) needs v_pu > 0 and q_pu within -1..1")
+    for (v0, _), (v1, _) in zip(pts, pts[1:]):
+        _require(v1 > v0, f"vv_points: voltages must increase, got {v0} then {v1}")
+    return pts
 
 
 def _three(name: str, values: Sequence[float] | float) -> tuple[float, float, float]:
