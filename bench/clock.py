@@ -85,6 +85,12 @@ class BenchClock(ABC):
             self.wait(poll_s)
         return self.now_s() - start_s
 
+    def set_fidelity(self, mode: str, dt_s: float | None = None) -> bool:
+        """Ask for a simulation fidelity ("emt" for sub-cycle work, "phasor" for hours of SOC
+        work). Only a simulated bench has one: real hardware answers False and runs as it is,
+        so a plan can ask without knowing which bench it is on."""
+        return False
+
     def close(self) -> None:
         self._tasks.clear()
 
@@ -135,6 +141,13 @@ class LockstepClock(BenchClock):
 
     def now_s(self) -> float:
         return self._t_s
+
+    def set_fidelity(self, mode: str, dt_s: float | None = None) -> bool:
+        request: dict = {"op": "fidelity", "fidelity": mode}
+        if dt_s is not None:
+            request["dt_s"] = dt_s
+        self._t_s = self.request(request)["t_s"]
+        return True
 
     def _pass_time(self, until_s: float) -> None:
         dt_s = until_s - self._t_s

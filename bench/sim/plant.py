@@ -1287,15 +1287,44 @@ class Plant:
                 f"(holds {oldest * self.dt_s:.6f}..{self.t_s:.6f} s)")
         steps = np.arange(first, first + n_samples)
         out = self._ring[np.ix_(steps % self._n_ring, rows)].T.astype(np.float64)
-        starts = np.array([start for start, _ in self._segments])
-        # sample s is the end of kernel step s-1 -> s: it belongs to the segment begun before s
-        seg = np.searchsorted(starts, steps, side="left") - 1
-        in_phasor = np.array([self._segments[j][1] == "phasor" if j >= 0 else False for j in seg])
+        in_phasor = self._in_phasor(steps)
         if in_phasor.any():
             t = steps[in_phasor] * self.dt_s
             for i, name in enumerate(names):
                 out[i, in_phasor] = self._synthesise(name, t)
         return out
+
+    def sample_ring(self, names: Sequence[str], t_s: np.ndarray) -> np.ndarray:
+        """(len(names), len(t_s)) ring signals at arbitrary times inside the buffer: linear
+        interpolation of the EMT samples, or synthesis straight from the phasors in phasor
+        stretches. A reader that wants few samples (the PCS's recorder at 1920 Sa/s) need not
+        have hours of phasor mode synthesised at the ring's 20 kSa/s first."""
+        t_s = np.asarray(t_s, dtype=np.float64)
+        if t_s.size == 0:
+            return np.zeros((len(names), 0))
+        steps = np.rint(t_s * self.sample_rate_hz).astype(np.int64)
+        in_phasor = self._in_phasor(steps)
+        out = np.empty((len(names), t_s.size))
+        if (~in_phasor).any():
+            t_emt = t_s[~in_phasor]
+            first = int(math.floor(t_emt.min() * self.sample_rate_hz + 1e-9))
+            last = int(math.ceil(t_emt.max() * self.sample_rate_hz - 1e-9))
+            raw = self.read_ring(names, first * self.dt_s, last - first + 1)
+            t_raw = np.arange(first, last + 1) * self.dt_s
+            for i in range(len(names)):
+                out[i, ~in_phasor] = np.interp(t_emt, t_raw, raw[i])
+        if in_phasor.any():
+            for i, name in enumerate(names):
+                out[i, in_phasor] = self._synthesise(name, t_s[in_phasor])
+        return out
+
+    def _in_phasor(self, steps: np.ndarray) -> np.ndarray:
+        """Which ring samples come from phasor-mode stretches."""
+        starts = np.array([start for start, _ in self._segments])
+        is_phasor = np.array([mode == "phasor" for _, mode in self._segments])
+        # sample s is the end of kernel step s-1 -> s: it belongs to the segment begun before s
+        seg = np.searchsorted(starts, steps, side="left") - 1
+        return (seg >= 0) & is_phasor[np.maximum(seg, 0)]
 
     def _synthesise(self, name: str, t: np.ndarray) -> np.ndarray:
         """Instantaneous samples of a ring signal from the phasor ring (linear
