@@ -115,7 +115,7 @@ MISSION_PRIORITIES = ("RIDE_THROUGH_RESERVE", "DEMAND_RESPONSE", "SMOOTHING")
 
 @dataclass(frozen=True)
 class RideThroughSettings:
-    """Voltage ride-through as trip curves (plant semantics, see docs/contracts.md).
+    """Voltage ride-through as trip curves (the semantics the simulated PCS follows too).
 
     lv_must_trip: (v_pu, t_s) points: trip when the lowest phase voltage stays below v_pu for
     longer than t_s. hv_must_trip likewise above. Current ceases while V < lv_mom_cess_v_pu or

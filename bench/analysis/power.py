@@ -1,6 +1,6 @@
 """Three-phase active and reactive power, and active/reactive current in per unit.
 
-Sign convention (it matches docs/contracts.md when currents are measured out of the
+Sign convention (the plant and the PCS telemetry use it too, when currents are measured out of the
 PCS, as in the ``pcs_i*_a`` ring signals):
 
 * P > 0: active power flows in the reference direction of the currents. For PCS output

@@ -300,7 +300,7 @@ def _trip_points(name: str, points: Sequence[tuple[float, float]]) -> list[tuple
 
 # ====================================================================== plant
 class Plant:
-    """The whole virtual bench as one numerical plant (see docs/contracts.md)."""
+    """The whole virtual bench as one numerical plant (see docs/architecture.md)."""
 
     ring_signals: tuple[str, ...] = ("pcc_va_v", "pcc_vb_v", "pcc_vc_v",
                                      "pcs_ia_a", "pcs_ib_a", "pcs_ic_a",
