@@ -58,6 +58,8 @@ def _qualify(args: argparse.Namespace) -> int:
         pytest_args += ["--defect", defect]
     if args.k:
         pytest_args += ["-k", args.k]
+    for test_id in args.id:
+        pytest_args += ["--test-id", test_id]
     if args.allow_control:
         pytest_args.append("--allow-control")
     if args.allow_uncalibrated:
@@ -70,7 +72,7 @@ def _qualify(args: argparse.Namespace) -> int:
     if code in (pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.INTERRUPTED):
         return EXIT_FAILED
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-        print(f"bessbench: no test matched -k {args.k!r}" if args.k else "bessbench: no test collected",
+        print("bessbench: no test matched the selection" if args.k or args.id else "bessbench: no test collected",
               file=sys.stderr)
         return EXIT_USAGE
     return EXIT_USAGE if code == pytest.ExitCode.USAGE_ERROR else EXIT_FAILED
@@ -121,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--defect", action="append", default=[], help="seeded PCS defect (virtual bench)")
     q.add_argument("--out", help="run folder (default: reports/<run-id>)")
     q.add_argument("-k", help="select tests by pytest keyword expression (e.g. lvrt, T7)")
+    q.add_argument("--id", action="append", default=[],
+                   help="run only this test id, exactly (repeatable): --id T1 does not run T10")
     q.add_argument("--allow-control", action="store_true",
                    help="allow commands to a real PCS (default: read-only outside the virtual bench)")
     q.add_argument("--allow-uncalibrated", action="store_true",

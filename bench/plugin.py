@@ -40,6 +40,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--out", default=None, help="run folder (default reports/<run-id>)")
     group.addoption("--allow-control", action="store_true", default=False,
                     help="allow commands to a real PCS (the virtual PCS is always controllable)")
+    group.addoption("--test-id", action="append", default=[],
+                    help="run only the plans with this test id (repeatable): exact, so T1 is not T10")
     group.addoption("--allow-uncalibrated", action="store_true", default=False,
                     help="use instruments without a valid calibration record; the run is then "
                          "marked not valid for qualification")
@@ -87,6 +89,19 @@ def _describe_run_in_report(config: pytest.Config, bench: BenchConfig, profile: 
         "Run folder": str(run.root),
         "bessbench": f"{software.get('bessbench')} (git {software.get('git_revision')})",
     })
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    wanted = {test_id.upper() for test_id in config.getoption("--test-id")}
+    if not wanted:
+        return
+    selected, deselected = [], []
+    for item in items:
+        marker = item.get_closest_marker("test_id")
+        (selected if marker is not None and str(marker.args[0]).upper() in wanted else deselected).append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
 
 
 # ------------------------------------------------------------------ the bench

@@ -1,4 +1,4 @@
-"""The PCS interface over SunSpec models (1, 701, 702, 704, 707, 708, 713, 714, 715).
+"""The PCS interface over SunSpec models (1, 701, 702, 704, 707, 708, 713, 714, 715) and vendor points.
 
 Safety first: the connection is read-only unless the bench file allows control, and even then
 nothing is written before model 1 confirms that the device is the PCS the bench file names.
@@ -376,8 +376,9 @@ class SunSpecPcs(Pcs):
         state, device_state, trip_reason = _state_from_701(measurement)
         throttle_sources = measurement.bits("ThrotSrc") if value("ThrotSrc") is not None else None
         soc_pct = self._optional_value(713, "SoC")
-        vdc_v = self._optional_value(714, "Prt[1].DCV")
-        idc_a = self._optional_value(714, "DCA")
+        vdc_v = idc_a = None
+        if not {"vdc", "idc"} <= set(self._telemetry_points or ()):
+            vdc_v, idc_a = self._optional_values(714, "Prt[1].DCV", "DCA")   # one read of 714
         temperatures = [value(name) for name in PCS_TEMPERATURE_POINTS if value(name) is not None]
         v_ln = (value("VL1"), value("VL2"), value("VL3"))
         i_ph = (value("AL1"), value("AL2"), value("AL3"))
@@ -423,20 +424,29 @@ class SunSpecPcs(Pcs):
 
     def _optional_value(self, model_id: int, path: str) -> Any:
         """A value from a model the PCS may lack or refuse; None rather than a failed read."""
+        return self._optional_values(model_id, path)[0]
+
+    def _optional_values(self, model_id: int, *paths: str) -> tuple[Any, ...]:
+        """Values of one read of a model the PCS may lack or refuse; None where unavailable."""
+        missing = (None,) * len(paths)
         if not self._device.has_model(model_id):
-            return None
+            return missing
         model = self._device.model(model_id)
         if not model.available:
-            return None
+            return missing
         try:
             model.read()
-            return model.value(path)
         except ModbusPointError as exc:
             if exc.exception_code is None:
                 raise  # the device stopped answering: that is not a missing model
-            return None
-        except DutError:
-            return None  # e.g. a model revision without this point
+            return missing
+        values = []
+        for path in paths:
+            try:
+                values.append(model.value(path))
+            except DutError:
+                values.append(None)  # e.g. a model revision without this point
+        return tuple(values)
 
     def alarms(self) -> tuple[str, ...]:
         measurement = self._device.model(701)

@@ -17,5 +17,6 @@ def test_benchmark_returns_the_published_keys():
     for key in ("scan_ms", "snapshot_latency_ms", "snapshots_per_s"):
         assert isinstance(results[key], float) and results[key] > 0, key
     # a full snapshot: 701 in two requests (155 registers), 713, and the vendor telemetry
-    assert results["requests_per_snapshot"] == (4 if results["vendor_points"] else 3)
+    # 701 takes two requests; then 713, and the vendor block or, without a map, 714
+    assert results["requests_per_snapshot"] == 4
     assert isinstance(results["targets_met"], bool)

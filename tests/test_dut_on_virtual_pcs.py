@@ -79,7 +79,8 @@ def pcs(bench):
 
 
 def test_discovers_the_contract_models(pcs):
-    assert [model.model_id for model in pcs.device.models] == [1, 701, 702, 704, 707, 708, 713, 715]
+    assert [model.model_id for model in pcs.device.models] == [1, 701, 702, 703, 704, 705, 707, 708, 709, 710,
+                                                               711, 713, 714, 715, 802]
     assert pcs.device.base_address == 40000
 
 

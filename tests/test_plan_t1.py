@@ -228,7 +228,7 @@ def test_drop_time_of_a_collapsing_current():
 
 def test_T1_passes_the_healthy_pcs_at_every_point(tmp_path):
     out = tmp_path / "run"
-    result = qualify("-k", "T1", "--out", str(out))
+    result = qualify("-k", "test_T1_", "--out", str(out))
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     for point in ("10pct", "50pct", "75pct", "100pct"):
         assert f"PASS  T1   test_T1_telemetry_at_operating_point[{point}-rated]" in result.stdout

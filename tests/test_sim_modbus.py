@@ -88,11 +88,14 @@ def exception_code(response) -> int | None:
 def test_layout_comes_from_pysunspec2_definitions():
     lengths = {model_id: length for model_id, _, length in layout_summary()}
     # lengths including ID and L, as pysunspec2 1.3 defines the models
-    assert lengths == {1: 68, 701: 155, 702: 52, 704: 67, 707: 49, 708: 49, 713: 9, 715: 9, 0xFFFF: 2}
+    # (703 = 19 and 802 = 64 as the instrument notes say; curve models with the counts chosen)
+    assert lengths == {1: 68, 701: 155, 702: 52, 703: 19, 704: 67, 705: 33, 707: 49, 708: 49,
+                       709: 61, 710: 61, 711: 24, 713: 9, 714: 45, 715: 9, 802: 64, 0xFFFF: 2}
     summary = layout_summary()
     # the map documented in bench/sim/modbus_pcs.py
-    assert [address for _, address, _ in summary] == [40002, 40070, 40225, 40277, 40344, 40393,
-                                                      40442, 40451, 40460]
+    assert [address for _, address, _ in summary] == [40002, 40070, 40225, 40277, 40296, 40363,
+                                                      40396, 40445, 40494, 40555, 40616, 40640,
+                                                      40649, 40694, 40703, 40767]
     for (_, address, length), (_, next_address, _) in zip(summary, summary[1:]):
         assert next_address == address + length
     lv = build_model_layout(707, {"NCrvSet": 1, "NPt": 4})
@@ -114,7 +117,7 @@ def test_pysunspec2_scan_reads_identity_ratings_curves_and_live_power():
         try:
             device.scan()
             ids = [m for m in device.models if isinstance(m, int)]
-            assert ids == [1, 701, 702, 704, 707, 708, 713, 715]
+            assert ids == [1, 701, 702, 703, 704, 705, 707, 708, 709, 710, 711, 713, 714, 715, 802]
 
             common = device.models[1][0]
             assert (common.Mn.value, common.Md.value, common.SN.value) == ("bessbench", "VPCS-250", "VPCS-0001")
@@ -135,6 +138,33 @@ def test_pysunspec2_scan_reads_identity_ratings_curves_and_live_power():
             storage = device.models[713][0]
             assert storage.SoC.cvalue == pytest.approx(50.0, abs=0.1)
             assert storage.WHRtg.cvalue == pytest.approx(500e3)
+
+            # the models added for issue 5, against the plant's settings and ratings
+            settings = plant.pcs_settings
+            enter = device.models[703][0]
+            assert enter.ES.value == int(settings.es_enabled)
+            assert enter.ESVLo.cvalue == pytest.approx(100 * settings.es_v_low_pu)
+            assert enter.ESHzHi.cvalue == pytest.approx(settings.es_f_high_hz)
+            volt_var = device.models[705][0].Crv[0]
+            assert volt_var.ActPt.value == len(settings.vv_points)
+            assert [(p.V.cvalue / 100, p.Var.cvalue / 100) for p in volt_var.Pt[:volt_var.ActPt.value]] == \
+                [pytest.approx(point) for point in settings.vv_points]
+            for model_id, curve in ((709, settings.lf_must_trip), (710, settings.hf_must_trip)):
+                must_trip = device.models[model_id][0].Crv[0].MustTrip
+                assert [(p.Hz.cvalue, p.Tms.cvalue) for p in must_trip.Pt[:must_trip.ActPt.value]] == \
+                    [pytest.approx(point) for point in curve]
+            droop = device.models[711][0]
+            assert droop.Ena.value == int(settings.fw_enabled)
+            assert droop.Ctl[0].DbOf.cvalue == pytest.approx(settings.fw_deadband_hz)
+            assert droop.Ctl[0].KUf.cvalue == pytest.approx(settings.fw_droop_pct / 100)
+            dc = device.models[714][0]
+            assert dc.NPrt.value == 1 and dc.Prt[0].IDStr.value == "battery"
+            assert dc.Prt[0].DCV.cvalue == pytest.approx(plant.pcs_telemetry()["vdc_v"], abs=0.1)
+            battery = device.models[802][0]
+            assert battery.WHRtg.cvalue == pytest.approx(500e3)
+            assert battery.SoC.cvalue == pytest.approx(50.0, abs=0.1)
+            assert (battery.SoCRsvMin.cvalue, battery.SocRsvMax.cvalue) == (20.0, 80.0)
+            assert battery.VMin.cvalue == pytest.approx(750.0)
 
             measure = device.models[701][0]
             assert measure.InvSt.value == 0                 # OFF
@@ -280,13 +310,14 @@ def test_illegal_requests_get_modbus_exceptions():
 
         # outside the map, other function codes, other unit ids
         assert exception_code(client.read_holding_registers(39990, count=2, device_id=1)) == ILLEGAL_ADDRESS
-        assert exception_code(client.read_holding_registers(40460, count=4, device_id=1)) == ILLEGAL_ADDRESS
+        end_marker = server.device.end_marker_addr
+        assert exception_code(client.read_holding_registers(end_marker, count=4, device_id=1)) == ILLEGAL_ADDRESS
         response = client.mask_write_register(address=addr(server, 704, "WSetEna"), and_mask=0, or_mask=1,
                                               device_id=1)
         assert exception_code(response) == ILLEGAL_FUNCTION
         assert exception_code(client.read_holding_registers(40000, count=2, device_id=2)) == GATEWAY_NO_RESPONSE
         # the end marker is where pysunspec2 expects it
-        assert client.read_holding_registers(40460, count=2, device_id=1).registers == [0xFFFF, 0]
+        assert client.read_holding_registers(end_marker, count=2, device_id=1).registers == [0xFFFF, 0]
     assert commands_received(plant) == []
 
 

@@ -13,16 +13,24 @@ Register map (holding registers; FC3 and FC4 read the same image), base 40000:
     40002  model 1   Common                 68 registers (ID, L=66, ...)
     40070  model 701 DER AC measurement    155
     40225  model 702 DER capacity           52
-    40277  model 704 DER AC controls        67
-    40344  model 707 LV trip curves         49  (NCrvSet=1, NPt=4)
-    40393  model 708 HV trip curves         49  (NCrvSet=1, NPt=4)
-    40442  model 713 storage capacity        9
-    40451  model 715 DER controls            9
-    40460  end marker 0xFFFF, L=0            2
+    40277  model 703 enter service          19
+    40296  model 704 DER AC controls        67
+    40363  model 705 volt-var               33  (NCrv=1, NPt=4)
+    40396  model 707 LV trip curves         49  (NCrvSet=1, NPt=4)
+    40445  model 708 HV trip curves         49  (NCrvSet=1, NPt=4)
+    40494  model 709 LF trip curves         61  (NCrvSet=1, NPt=4)
+    40555  model 710 HF trip curves         61  (NCrvSet=1, NPt=4)
+    40616  model 711 frequency droop        24  (NCtl=1)
+    40640  model 713 storage capacity        9
+    40649  model 714 DC measurement         45  (NPrt=1)
+    40694  model 715 DER controls            9
+    40703  model 802 battery base           64
+    40767  end marker 0xFFFF, L=0            2
     41000  vendor block (listed points only; the gaps answer exception 02)
 
 (`layout_summary()` computes this from the JSON definitions; the numbers above are what it
-gives for pysunspec2 1.3.)
+gives for pysunspec2 1.3.) Models 703, 705, 709-711, 714 and 802 and their mapping to the
+plant are in `sunspec_extra_models.py`.
 
 How it works: pymodbus keeps the register list; our `action` hook runs before every
 access. On reads it rewrites the live points of the models the request touches from
@@ -37,7 +45,7 @@ Access rules, as a real device answers them:
 - A write must cover whole points (no half of an int32): else ILLEGAL_DATA_ADDRESS.
 - Out-of-range values and enumeration values the PCS does not support: ILLEGAL_DATA_VALUE.
 - Function codes other than 3, 4, 6, 16 and 20 (read file record): ILLEGAL_FUNCTION.
-- Addresses outside 40000..40461 and the vendor block's points: ILLEGAL_DATA_ADDRESS.
+- Addresses outside 40000..40768 and the vendor block's points: ILLEGAL_DATA_ADDRESS.
 - A vendor command the plant cannot carry out (yet): SERVER_DEVICE_FAILURE (0x04), logged.
 - Other Modbus unit ids: exception 0x0B (gateway target device failed to respond), the
   answer a Modbus TCP gateway gives for a unit that is not there. (Left to itself, pymodbus's
@@ -73,7 +81,12 @@ from pymodbus.pdu.file_message import (
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from bench.sim import sunspec_extra_models as extra
 from bench.sim.recorder import DisturbanceRecorder, recorder_for
+from bench.sim.sunspec_extra_models import PCS_ON_STATES as _ON_STATES
+from bench.sim.sunspec_extra_models import SettingsBridge
+from bench.sim.sunspec_extra_models import enum_value as _enum_value
+from bench.sim.sunspec_extra_models import require as _require
 from bench.sim.sunspec_models import (
     ModelLayout,
     PointLayout,
@@ -82,6 +95,8 @@ from bench.sim.sunspec_models import (
     encode_point,
     not_implemented_registers,
 )
+from bench.sim.sunspec_models import fit_scale_factor as _scale_factor
+from bench.sim.sunspec_models import to_raw as _raw
 from bench.sim.vendor_block import VendorBlock, WriteRejected
 
 log = logging.getLogger(__name__)
@@ -91,17 +106,21 @@ SUNS_MARKER = (0x5375, 0x6E53)          # "SunS"
 END_MODEL_ID = 0xFFFF
 CURVE_POINTS = 4                         # NPt of 707/708: room for the 1547 Cat III curves
 CURVE_SETS = 1                           # NCrvSet: the one stored curve is the active curve
+# In model-id order, as SunSpec lists the DER models (DER 70x, then the 80x storage models);
+# the models of sunspec_extra_models take their group counts from there.
 MODEL_PLAN: tuple[tuple[int, dict[str, int]], ...] = (
-    (1, {}), (701, {}), (702, {}), (704, {}),
+    (1, {}), (701, {}), (702, {}), (703, extra.MODEL_PLAN[703]), (704, {}),
+    (705, extra.MODEL_PLAN[705]),
     (707, {"NCrvSet": CURVE_SETS, "NPt": CURVE_POINTS}),
     (708, {"NCrvSet": CURVE_SETS, "NPt": CURVE_POINTS}),
-    (713, {}), (715, {}),
+    (709, extra.MODEL_PLAN[709]), (710, extra.MODEL_PLAN[710]), (711, extra.MODEL_PLAN[711]),
+    (713, {}), (714, extra.MODEL_PLAN[714]), (715, {}), (802, extra.MODEL_PLAN[802]),
 )
 SUPPORTED_FUNCTION_CODES = frozenset({3, 4, 6, 16})
 TRIP_SETTING_DRIFT = "trip_setting_drift"   # seeded defect applied in _adopt_curves
 TRIP_SETTING_DRIFT_S = 0.5
 # Written-by-the-client points that reads never overwrite, with their value at power-up.
-_INITIAL_VALUES: dict[int, dict[str, int]] = {715: {"ControllerHb": 0}}
+_INITIAL_VALUES: dict[int, dict[str, int]] = {715: {"ControllerHb": 0}, **extra.INITIAL_VALUES}
 
 # Headroom of measured quantities over their rating when choosing scale factors: the PCS
 # limits current to ~1.1 pu so 1.3 pu covers power and current with the finest resolution
@@ -121,7 +140,10 @@ _WRITABLE: dict[int, frozenset[str]] = {
     707: _CURVE_WRITABLE,
     708: _CURVE_WRITABLE,
     715: frozenset({"ControllerHb", "AlarmReset", "OpCtl"}),
+    **extra.WRITABLE,
 }
+# Models whose curve edits are staged until adopted, with the point reporting the result.
+_ADOPT_RESULT_POINT = {707: "AdptCrvRslt", 708: "AdptCrvRslt", **extra.ADOPT_RESULT_POINT}
 
 
 
@@ -179,19 +201,6 @@ def _bits(layout: ModelLayout, path: str, names: Iterable[str]) -> int:
     return value
 
 
-def _scale_factor(max_abs: float, *, signed: bool) -> int:
-    """Smallest power-of-ten scale factor that keeps `max_abs` inside a 16-bit register."""
-    limit = 32766 if signed else 65534            # the top value is the not-implemented sentinel
-    sf = -4
-    while max_abs / 10.0 ** sf > limit:
-        sf += 1
-    return sf
-
-
-def _raw(value: float | None, sf: int) -> int | None:
-    return None if value is None or not math.isfinite(value) else round(value / 10.0 ** sf)
-
-
 def _pcs_config(plant: Any) -> Any:
     """PcsConfig of the plant (Plant keeps the PlantConfig it was built with as `.config`)."""
     config = getattr(plant, "config", None)
@@ -227,8 +236,10 @@ class SunSpecPcsDevice:
     end_marker_addr: int = field(init=False)
     power_control: _ActivePowerControl = field(default_factory=_ActivePowerControl)
     op_ctl: int = 0                    # last OpCtl command (read back as written)
-    curve_edits_pending: dict[int, bool] = field(default_factory=lambda: {707: False, 708: False})
+    curve_edits_pending: dict[int, bool] = field(
+        default_factory=lambda: dict.fromkeys(_ADOPT_RESULT_POINT, False))
     adopt_result: dict[int, int] = field(init=False)
+    settings_bridge: SettingsBridge = field(init=False)   # 703/705/709-711 settings
 
     def __post_init__(self) -> None:
         self.models, self.end_marker_addr = place_models(self.base_addr)
@@ -247,7 +258,10 @@ class SunSpecPcsDevice:
             "CrvV": -2, "CrvTms": -3,                 # 707/708: 0.01 %Vnom, 1 ms
             "WH": None, "Pct": -1,
         }
-        self.e_rated_wh = _battery_energy_wh(self.config)
+        self.sf.update(extra.extra_scale_factors(self.plant, _POWER_HEADROOM))
+        self.settings_bridge = SettingsBridge(self.plant, extra.default_settings(float(self.config.f_nom_hz)))
+        # battery_capacity_wh of PcsConfig; without it 713/802 WHRtg are not implemented
+        self.e_rated_wh = extra.battery_ratings(self.plant).wh_rated
         if self.e_rated_wh:
             self.sf["WH"] = _scale_factor(self.e_rated_wh, signed=False)
         settings = self.plant.pcs_settings
@@ -255,8 +269,8 @@ class SunSpecPcsDevice:
         self.power_control.var_set_var = float(settings.q_set_var)
         self.op_ctl = _symbol(715, "OpCtl", "START") if _state(self.plant) in _ON_STATES \
             else _symbol(715, "OpCtl", "STOP")
-        completed = _symbol(707, "AdptCrvRslt", "COMPLETED")
-        self.adopt_result = {707: completed, 708: completed}
+        self.adopt_result = {model_id: _symbol(model_id, path, "COMPLETED")
+                             for model_id, path in _ADOPT_RESULT_POINT.items()}
 
     # -- image ---------------------------------------------------------------------------
 
@@ -355,13 +369,6 @@ class SunSpecPcsDevice:
         self.plant.pcs_settings.q_set_var = pc.var_set_var if pc.var_set_enabled == ENABLED else 0.0
 
 
-def _battery_energy_wh(pcs_config: Any) -> float | None:
-    """Energy rating of the emulated battery: PcsConfig.battery_capacity_wh in bench/sim/plant.py.
-    Not in the contract, so optional: without it 713 WHRtg and WHAvail are not implemented."""
-    value = getattr(pcs_config, "battery_capacity_wh", None)
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
-
-
 def _encode_clamped(point: PointLayout, value: int | str | None) -> list[int]:
     """Encode a live value; a value beyond the register range shows as the range end
     (never the not-implemented sentinel), as a saturating meter would."""
@@ -384,9 +391,6 @@ def _encode_clamped(point: PointLayout, value: int | str | None) -> list[int]:
 # Per-model values (reads). Each returns {path: raw value}; unlisted points stay "not
 # implemented". Raw = engineering value / 10**sf.
 # ---------------------------------------------------------------------------------------
-
-_ON_STATES = {"STARTING", "RUNNING", "MOMENTARY_CESSATION"}
-
 
 def _state(plant: Any) -> str:
     return str(plant.pcs_telemetry().get("state", "OFF"))
@@ -587,10 +591,12 @@ def _model_713(dev: SunSpecPcsDevice, layout: ModelLayout, t: dict) -> dict:
     e_wh = dev.e_rated_wh
     values: dict[str, int | str | None] = {
         "SoC": _raw(soc, dev.sf["Pct"]), "Pct_SF": dev.sf["Pct"],
+        # the emulated battery does not fade (as 802 SoH says): its capacity stays WHRtg
+        "SoH": _raw(extra.BATTERY_SOH_PCT, dev.sf["Pct"]),
         "Sta": layout.point("Sta").symbols["ERROR" if state == "FAULT" else "OK"],
     }
     if e_wh and soc is not None:
-        # SoH is not modelled (not implemented), so WHAvail = WHRtg * SoC
+        # WHAvail = WHRtg * SoH * SoC, SoH being 100 %
         values.update({"WHRtg": _raw(e_wh, dev.sf["WH"]),
                        "WHAvail": _raw(e_wh * float(soc) / 100.0, dev.sf["WH"]),
                        "WH_SF": dev.sf["WH"]})
@@ -608,25 +614,14 @@ def _model_715(dev: SunSpecPcsDevice, layout: ModelLayout, t: dict) -> dict:
 
 
 _MODEL_VALUES = {1: _model_1, 701: _model_701, 702: _model_702, 704: _model_704,
-                 707: _model_trip_curves, 708: _model_trip_curves, 713: _model_713, 715: _model_715}
+                 707: _model_trip_curves, 708: _model_trip_curves, 713: _model_713, 715: _model_715,
+                 **extra.MODEL_VALUES}
 
 
 # ---------------------------------------------------------------------------------------
 # Per-model writers. Each validates `changes` (raw values by path) and returns a closure
 # that applies them, so a request is checked completely before anything changes.
 # ---------------------------------------------------------------------------------------
-
-def _require(condition: bool, reason: str) -> None:
-    if not condition:
-        raise WriteRejected(ExcCodes.ILLEGAL_VALUE, reason)
-
-
-def _enum_value(point: PointLayout, raw: Any, allowed: Iterable[str] | None = None) -> int:
-    names = list(allowed) if allowed is not None else list(point.symbols)
-    _require(raw is not None and raw in {point.symbols[n] for n in names},
-             f"{point.path}={raw} not one of {names}")
-    return int(raw)
-
 
 def _write_704(dev: SunSpecPcsDevice, model: PlacedModel, changes: dict, merged: list[int]):
     layout = model.layout
@@ -804,7 +799,8 @@ def _write_715(dev: SunSpecPcsDevice, model: PlacedModel, changes: dict, merged:
     return apply
 
 
-_MODEL_WRITERS = {704: _write_704, 707: _write_trip_curves, 708: _write_trip_curves, 715: _write_715}
+_MODEL_WRITERS = {704: _write_704, 707: _write_trip_curves, 708: _write_trip_curves, 715: _write_715,
+                  **extra.MODEL_WRITERS}
 
 
 # ---------------------------------------------------------------------------------------

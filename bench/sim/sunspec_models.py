@@ -219,3 +219,25 @@ def decode_point(point: PointLayout, registers: list[int]) -> int | float | str 
     if point.type in _SIGNED_TYPES and raw >= 1 << (16 * point.size_regs - 1):
         raw -= 1 << (16 * point.size_regs)
     return raw
+
+
+# --- scaling ----------------------------------------------------------------------------
+
+def fit_scale_factor(max_abs: float, *, signed: bool) -> int:
+    """Smallest power-of-ten scale factor that keeps `max_abs` inside a 16-bit register."""
+    limit = 32766 if signed else 65534            # the top value is the not-implemented sentinel
+    sf = -4
+    while max_abs / 10.0 ** sf > limit:
+        sf += 1
+    return sf
+
+
+def to_raw(value: float | None, sf: int) -> int | None:
+    """Register value of an engineering value at scale factor `sf` (None stays None)."""
+    return None if value is None or not math.isfinite(value) else round(value / 10.0 ** sf)
+
+
+def point_value(layout: ModelLayout, model_registers: list[int], path: str) -> int | float | str | None:
+    """Raw value of one point out of a whole model's registers (index 0 = the ID register)."""
+    point = layout.point(path)
+    return decode_point(point, model_registers[point.offset_regs:point.offset_regs + point.size_regs])
