@@ -118,5 +118,69 @@ class GridSimulator(ScpiInstrument, ABC):
         return self._send_safely(["ABORT", "OUTP OFF"])
 
 
+class PhaseSelectableGridSimulator(GridSimulator):
+    """What the families that program one phase at a time share (a coupled/selected phase,
+    a voltage and a frequency setting, a transient list): AMETEK MX and Chroma 61800.
+
+    Subclasses declare the settings ``phases_coupled``, ``selected_phase``, ``voltage_ac_v``
+    and ``frequency_hz``, the ranges ``voltage_span_v``, ``FREQUENCY_RANGE_HZ``,
+    ``DWELL_RANGE_S`` and ``MAX_LIST_POINTS``.
+    """
+
+    def set_voltage_ln_v(self, v: float, phase: int | str | None = None) -> None:
+        self._check_voltage(v)
+        if phase is None:
+            self.phases_coupled = True
+            self.voltage_ac_v = v
+        else:
+            number = self._phase_number(phase)
+            self.phases_coupled = False
+            self.selected_phase = number
+            self.voltage_ac_v = v
+            self.phases_coupled = True
+        self.check_errors(f"setting the voltage to {v:g} V")
+
+    def set_frequency_hz(self, f: float) -> None:
+        self._check_frequency(f)
+        self.frequency_hz = f
+        self.check_errors(f"setting the frequency to {f:g} Hz")
+
+    # -- checks, before anything is sent ----------------------------------------------------
+    def _check_voltage(self, v_ln_v: float, quantity: str = "v_ln_v") -> None:
+        self.check_value(quantity, float(v_ln_v), valid_range=self.voltage_span_v, units="V",
+                         safety_limit="max_voltage_ln_v")
+
+    def _check_frequency(self, freq_hz: float, quantity: str = "freq_hz") -> None:
+        self.check_value(quantity, float(freq_hz), valid_range=self.FREQUENCY_RANGE_HZ, units="Hz")
+        self.check_safety_limit(quantity, float(freq_hz), "min_frequency_hz", units="Hz")
+        self.check_safety_limit(quantity, float(freq_hz), "max_frequency_hz", units="Hz")
+
+    def _check_segments(self, segments: list[GridSegment]) -> None:
+        if not segments:
+            raise self.limit_error("a transient needs at least one segment", quantity="segments")
+        max_points = int(self.options.get("max_list_points", self.MAX_LIST_POINTS))
+        if len(segments) > max_points:
+            raise self.limit_error(f"{len(segments)} segments exceed the {max_points}-point "
+                                   "transient list; nothing was sent", quantity="segments",
+                                   value=len(segments), limit=max_points)
+        for number, segment in enumerate(segments, start=1):
+            label = f"segment {number}"
+            self.check_value(f"{label} duration_s", float(segment.duration_s),
+                             valid_range=self.DWELL_RANGE_S, units="s")
+            if len(segment.v_ln_v) != 3:
+                raise self.limit_error(f"{label}: v_ln_v needs three phase voltages, got "
+                                       f"{segment.v_ln_v!r}", quantity=f"{label} v_ln_v")
+            for phase, v in zip("ABC", segment.v_ln_v):
+                self._check_voltage(v, quantity=f"{label} phase {phase} v_ln_v")
+            self._check_frequency(segment.freq_hz, quantity=f"{label} freq_hz")
+
+    def _phase_number(self, phase: int | str) -> int:
+        try:
+            return PHASE_NUMBERS[phase]
+        except (KeyError, TypeError):
+            raise self.limit_error(f"phase {phase!r} is not one of 1, 2, 3, 'A', 'B', 'C'",
+                                   quantity="phase") from None
+
+
 __all__ = ["GridSimulator", "GridSegment", "GridReading", "OutputImpedance", "NoProgrammableImpedance",
-           "PHASE_NUMBERS"]
+           "PHASE_NUMBERS", "PhaseSelectableGridSimulator"]

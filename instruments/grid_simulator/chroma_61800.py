@@ -48,8 +48,8 @@ import logging
 import math
 from typing import Any
 
-from instruments.grid_simulator import (PHASE_NUMBERS, GridReading, GridSegment, GridSimulator,
-                                       NoProgrammableImpedance, OutputImpedance)
+from instruments.grid_simulator import (GridReading, GridSegment, NoProgrammableImpedance, OutputImpedance,
+                                       PhaseSelectableGridSimulator)
 from instruments.scpi import control, format_number, measurement
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 _ON_OFF = {True: "ON", False: "OFF"}
 
 
-class Chroma61800(GridSimulator):
+class Chroma61800(PhaseSelectableGridSimulator):
     """61800 series in three-phase mode; transients through LIST mode."""
 
     MODEL_PATTERNS = ("618*",)
@@ -158,24 +158,6 @@ class Chroma61800(GridSimulator):
             self.voltage_slew_v_per_ms = float(slew)
         self.check_errors("configuring nominal voltage and frequency")
 
-    def set_voltage_ln_v(self, v: float, phase: int | str | None = None) -> None:
-        self._check_voltage(v)
-        if phase is None:
-            self.phases_coupled = True
-            self.voltage_ac_v = v
-        else:
-            number = self._phase_number(phase)
-            self.phases_coupled = False
-            self.selected_phase = number
-            self.voltage_ac_v = v
-            self.phases_coupled = True
-        self.check_errors(f"setting the voltage to {v:g} V")
-
-    def set_frequency_hz(self, f: float) -> None:
-        self._check_frequency(f)
-        self.frequency_hz = f
-        self.check_errors(f"setting the frequency to {f:g} Hz")
-
     def output_on(self) -> None:
         self.output_relay_closed = True
         self.output_enabled = True
@@ -260,40 +242,6 @@ class Chroma61800(GridSimulator):
         return OutputImpedance(0.0, 0.0)
 
     # -- checks ---------------------------------------------------------------------------
-    def _check_voltage(self, v_ln_v: float, quantity: str = "v_ln_v") -> None:
-        self.check_value(quantity, float(v_ln_v), valid_range=self.voltage_span_v, units="V",
-                         safety_limit="max_voltage_ln_v")
-
-    def _check_frequency(self, freq_hz: float, quantity: str = "freq_hz") -> None:
-        self.check_value(quantity, float(freq_hz), valid_range=self.FREQUENCY_RANGE_HZ, units="Hz")
-        self.check_safety_limit(quantity, float(freq_hz), "min_frequency_hz", units="Hz")
-        self.check_safety_limit(quantity, float(freq_hz), "max_frequency_hz", units="Hz")
-
-    def _check_segments(self, segments: list[GridSegment]) -> None:
-        if not segments:
-            raise self.limit_error("a transient needs at least one segment", quantity="segments")
-        if len(segments) > self.MAX_LIST_POINTS:
-            raise self.limit_error(f"{len(segments)} segments exceed the {self.MAX_LIST_POINTS}-point "
-                                   "list; nothing was sent", quantity="segments",
-                                   value=len(segments), limit=self.MAX_LIST_POINTS)
-        for number, segment in enumerate(segments, start=1):
-            label = f"segment {number}"
-            self.check_value(f"{label} duration_s", float(segment.duration_s),
-                             valid_range=self.DWELL_RANGE_S, units="s")
-            if len(segment.v_ln_v) != 3:
-                raise self.limit_error(f"{label}: v_ln_v needs three phase voltages, got "
-                                       f"{segment.v_ln_v!r}", quantity=f"{label} v_ln_v")
-            for phase, v in zip("ABC", segment.v_ln_v):
-                self._check_voltage(v, quantity=f"{label} phase {phase} v_ln_v")
-            self._check_frequency(segment.freq_hz, quantity=f"{label} freq_hz")
-
-    def _phase_number(self, phase: int | str) -> int:
-        try:
-            return PHASE_NUMBERS[phase]
-        except (KeyError, TypeError):
-            raise self.limit_error(f"phase {phase!r} is not one of 1, 2, 3, 'A', 'B', 'C'",
-                                   quantity="phase") from None
-
     def safe_state(self) -> bool:
         """Stop the list and open the output; never raises (no ABORT in this dialect)."""
         return self._send_safely(["TRIG OFF", "OUTP:STATE OFF"])
