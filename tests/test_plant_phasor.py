@@ -92,10 +92,12 @@ def test_coulomb_counted_soc_after_a_known_energy_transfer():
     tel0 = plant.pcs_telemetry()
     plant.advance(3600.0)
     tel = plant.pcs_telemetry()
-    # DC energy = AC energy + filter copper losses, over one hour at constant power
+    # battery (DC source) energy = AC energy + filter copper losses + the DC link's bleed
+    # resistor, over one hour at constant power
     r_f = plant.params[plant_kernel().P_RF]
+    r_bleed = plant.params[plant_kernel().P_DC_BLEED_R]
     i_rms = np.mean(tel0["i_rms_a"])
-    e_wh = (100e3 + 3 * r_f * i_rms ** 2) * 3600.0 / 3600.0
+    e_wh = (100e3 + 3 * r_f * i_rms ** 2 + tel0["vdc_v"] ** 2 / r_bleed) * 3600.0 / 3600.0
     expected = soc0 - e_wh / 500e3 * 100.0
     assert tel["soc_pct"] == pytest.approx(expected, abs=0.05)
     assert plant.battery_soc_pct() == pytest.approx(tel["soc_pct"], abs=1e-9)

@@ -1174,7 +1174,8 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
                         + vconv[2] * (if_c0 + state[S_IF + 2]))
         i_conv = p_conv / max(state[S_VDC], 1.0)
         step_dc_link(state, params, i_conv)
-        count_energy(state, params, state[S_VDC] * i_conv * dt)
+        # the battery is the DC source: its energy includes the DC link's own losses (bleed)
+        count_energy(state, params, state[S_VDC] * state[S_IDC_SRC] * dt)
         if not guard(state, params, t_s + dt):
             return k
         # --- hardware overcurrent (sample-level)

@@ -183,7 +183,8 @@ def run_phasor_steps(n_steps: int, t0_s: float, state: np.ndarray, params: np.nd
         p_conv = p_ac + 3.0 * r_f * (i_pcs.real ** 2 + i_pcs.imag ** 2)
         i_conv = p_conv / max(state[k.S_VDC], 1.0)
         k.step_dc_link(state, params, i_conv)
-        k.count_energy(state, params, state[k.S_VDC] * i_conv * dt)
+        # the battery is the DC source: its energy includes the DC link's own losses (bleed)
+        k.count_energy(state, params, state[k.S_VDC] * state[k.S_IDC_SRC] * dt)
         # --- genset mechanics and AVR
         if gen_running:
             pe = 3.0 * (e_gen * i_gen.conjugate()).real
