@@ -128,6 +128,33 @@ class RideThroughSettings:
     hv_mom_cess_v_pu: float | None = None
 
 
+@dataclass(frozen=True)
+class VoltVarSettings:
+    """Volt-var: reactive power as a piecewise-linear function of voltage.
+
+    points: (v_pu, q_pu) pairs, v in per unit of nominal voltage, q in per unit of the rated
+    apparent power (PcsRatings.s_rated_va); q > 0 injects reactive power (supports voltage).
+    """
+
+    enabled: bool
+    points: tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True)
+class FrequencyDroopSettings:
+    """Frequency droop (frequency-watt): active power response outside a deadband.
+
+    deadband_hz applies on both sides of nominal; droop_pct is the frequency change, in % of
+    nominal frequency, that moves the active power by 1 pu (5 % = full power over 3 Hz at
+    60 Hz). response_time_s is the open-loop response time (None: leave / not reported).
+    """
+
+    enabled: bool
+    deadband_hz: float
+    droop_pct: float
+    response_time_s: float | None = None
+
+
 def check_in_range(name: str, value: float, low: float, high: float, unit: str) -> None:
     """Raise SetpointOutOfRange unless low <= value <= high."""
     if not low <= value <= high:
@@ -170,6 +197,26 @@ class Pcs(ABC):
 
     @abstractmethod
     def ride_through(self) -> RideThroughSettings: ...
+
+    # Grid-support functions a PCS may lack: the defaults refuse plainly.
+    def _function_not_supported(self, what: str) -> NotSupportedByPcs:
+        return NotSupportedByPcs(f"{type(self).__name__}: this PCS interface does not support {what}")
+
+    def set_volt_var(self, settings: VoltVarSettings) -> None:
+        """Write and activate a volt-var curve, and enable or disable the function."""
+        raise self._function_not_supported("volt-var settings")
+
+    def volt_var(self) -> VoltVarSettings:
+        """The active volt-var curve and whether the function is enabled."""
+        raise self._function_not_supported("volt-var settings")
+
+    def set_frequency_droop(self, settings: FrequencyDroopSettings) -> None:
+        """Write and activate frequency-droop settings, and enable or disable the function."""
+        raise self._function_not_supported("frequency-droop settings")
+
+    def frequency_droop(self) -> FrequencyDroopSettings:
+        """The active frequency-droop settings and whether the function is enabled."""
+        raise self._function_not_supported("frequency-droop settings")
 
     @abstractmethod
     def telemetry(self) -> TelemetrySnapshot: ...

@@ -1,4 +1,4 @@
-"""The PCS interface over SunSpec models (1, 701, 702, 704, 707, 708, 713, 714, 715) and vendor points.
+"""The PCS interface over SunSpec models (1, 701, 702, 704, 705, 707, 708, 711, 713, 714, 715) and vendor points.
 
 Safety first: the connection is read-only unless the bench file allows control, and even then
 nothing is written before model 1 confirms that the device is the PCS the bench file names.
@@ -11,6 +11,13 @@ Point semantics, decided from the pysunspec2 model definitions:
 - 707/708: stored curves Crv[1..NCrvSet], each with MustTrip, MayTrip and MomCess sub-curves of
   NPt (V in % of nominal, Tms in s) points; AdptCrvReq = n adopts curve n as the active curve,
   which is Crv[1]; AdptCrvRslt reports IN_PROGRESS | COMPLETED | FAILED.
+- 705 volt-var: stored curves Crv[1..NCrv] of NPt points (V in % of nominal voltage, Var in
+  the unit DeptRef names: % of VarMax, VA max, W max or available vars); adoption as 707/708
+  (AdptCrvReq / AdptCrvRslt, Crv[1] active); Ena switches the function.
+- 711 frequency droop: stored controls Ctl[1..NCtl] with DbOf/DbUf (deadband, Hz), KOf/KUf
+  ("per-unit frequency change ... corresponding to 1 per-unit power output change": droop % /
+  100) and RspTms (open-loop response time, s). AdptCtlReq names the active control (0 = none),
+  AdptCtlRslt reports the result; Ena switches the function.
 - 715 OpCtl: STOP = 0, START = 1, ENTER_STANDBY = 2, EXIT_STANDBY = 3; AlarmReset 1 = reset;
   LocRemCtl LOCAL means the PCS refuses remote control.
 - 701 InvSt + ThrotSrc + Alrm give the state; see `_state_from_701`.
@@ -48,8 +55,10 @@ from .pcs import (
     PcsIdentity,
     PcsRatings,
     RecordInfo,
+    FrequencyDroopSettings,
     RideThroughSettings,
     TelemetrySnapshot,
+    VoltVarSettings,
     check_in_range,
 )
 from .pointmap import PointMap
@@ -73,6 +82,13 @@ assert set(VENDOR_CONTROL_MODE) == set(CONTROL_MODES)
 VENDOR_TELEMETRY_POINTS = ("state", "current_limited", "ride_through_active", "trip_code",
                            "telemetry_time", "vdc", "idc", "temperature")
 ADOPT_POLLS = 5
+# Sanity bounds of the grid-support settings, checked before anything is written. The
+# deadband bound is IEEE 1547-2018's largest allowed setting; a droop below 0.5 % (full power
+# for 0.3 Hz at 60 Hz) or an instant response is refused as a likely unit mistake.
+VV_V_PU_RANGE = (0.5, 1.5)
+FREQ_DEADBAND_HZ_RANGE = (0.0, 1.0)
+FREQ_DROOP_PCT_RANGE = (0.5, 100.0)
+RESPONSE_TIME_S_RANGE = (0.01, 600.0)
 
 
 class SunSpecPcs(Pcs):
@@ -315,7 +331,11 @@ class SunSpecPcs(Pcs):
             model.write(values)
             self._adopt_curve(model, curve_index, values)
 
-    def _adopt_curve(self, model: SunSpecModel, curve_index: int, values: Mapping[str, Any]) -> None:
+    def _adopt_curve(
+        self, model: SunSpecModel, curve_index: int, values: Mapping[str, Any], *, enable: bool = True
+    ) -> None:
+        # What was written (and verified) into the stored curve, register by register.
+        written = _written_registers(model, values)
         model.write({"AdptCrvReq": curve_index}, verify=False)
         result = None
         for _ in range(ADOPT_POLLS):
@@ -328,24 +348,22 @@ class SunSpecPcs(Pcs):
                 f"model {model.model_id} on {self._transport.device}: adopting curve {curve_index} "
                 f"ended {result}"
             )
-        if model.symbol("Ena") != "ENABLED":
-            model.write({"Ena": "ENABLED"})
+        wanted = "ENABLED" if enable else "DISABLED"
+        if model.symbol("Ena") != wanted:
+            model.write({"Ena": wanted})
         # The active curve (Crv[1]) must now hold what was written into the stored curve.
         prefix = f"Crv[{curve_index}]."
-        for path in values:
-            active_path = "Crv[1]." + path[len(prefix):]
-            written = model.point(path)
-            active = model.point(active_path)
-            registers = model.registers or []
-            if (
-                registers[written.offset : written.offset + written.size]
-                != registers[active.offset : active.offset + active.size]
-            ):
+        self._check_active(model, {"Crv[1]." + path[len(prefix):]: words for path, words in written.items()},
+                           f"active curve does not match adopted curve {curve_index} after AdptCrvReq")
+
+    def _check_active(self, model: SunSpecModel, expected: Mapping[str, list[int]], message: str) -> None:
+        """Raise unless each point of the last read holds the expected registers."""
+        registers = model.registers or []
+        for path, words in expected.items():
+            point = model.point(path)
+            if registers[point.offset : point.offset + point.size] != words:
                 raise ModbusPointError(
-                    f"{model.model_id}.{active_path}",
-                    model.register_of(active_path),
-                    self._transport.device,
-                    f"active curve does not match adopted curve {curve_index} after AdptCrvReq",
+                    f"{model.model_id}.{path}", model.register_of(path), self._transport.device, message
                 )
 
     def ride_through(self) -> RideThroughSettings:
@@ -366,6 +384,154 @@ class SunSpecPcs(Pcs):
         must_trip = _curve_points(model, "Crv[1].MustTrip")
         mom_cess = _curve_points(model, "Crv[1].MomCess")
         return must_trip, (mom_cess[0][0] if mom_cess else None)
+
+    # ------------------------------------------------------------------ volt-var (705)
+    def _grid_support_model(self, model_id: int, what: str) -> SunSpecModel:
+        if not self._device.has_model(model_id):
+            raise NotSupportedByPcs(
+                f"{self._transport.device} has no SunSpec model {model_id}, so no {what} settings"
+            )
+        return self._device.model(model_id)
+
+    def _var_bases(self) -> dict[str, tuple[float, float]]:
+        """Per DeptRef symbol of 705: (injection, absorption) base in var of its percentages."""
+        ratings = self.ratings()
+        capacity = self._device.model(702)
+        capacity.read()
+
+        def first(*candidates: float | None) -> float:
+            return next(float(c) for c in (*candidates, ratings.s_rated_va) if c)
+
+        var_max = (first(capacity.value("VarMaxInj"), ratings.q_max_injected_var),
+                   first(capacity.value("VarMaxAbs"), ratings.q_max_absorbed_var))
+        va_max = first(capacity.value("VAMax"))
+        w_max = first(capacity.value("WMax"), ratings.p_max_w)
+        return {"VAR_MAX_PCT": var_max, "VA_MAX_PCT": (va_max, va_max), "W_MAX_PCT": (w_max, w_max)}
+
+    def set_volt_var(self, settings: VoltVarSettings) -> None:
+        self._require_control()
+        model = self._grid_support_model(705, "volt-var")
+        ratings = self.ratings()
+        q_low, q_high = ratings.q_range_var
+        points = tuple(sorted((float(v), float(q)) for v, q in settings.points))
+        where = "volt-var curve"
+        for v_pu, q_pu in points:
+            check_in_range(f"{where} voltage", v_pu, *VV_V_PU_RANGE, "pu")
+            check_in_range(f"{where} reactive power", q_pu, q_low / ratings.s_rated_va,
+                           q_high / ratings.s_rated_va, "pu of rated VA")
+        if any(b[0] <= a[0] for a, b in zip(points, points[1:])):
+            raise SetpointOutOfRange(f"{where}: two points at the same voltage {points}")
+        if any(b[1] > a[1] for a, b in zip(points, points[1:])):
+            # A rising Q(V) would feed voltage deviations back (positive feedback).
+            raise SetpointOutOfRange(f"{where}: reactive power must not rise with voltage {points}")
+        model.read()
+        point_count = int(model.value("NPt") or 0)
+        if not 2 <= len(points) <= point_count:
+            raise SetpointOutOfRange(
+                f"{where}: {len(points)} points requested, the PCS takes 2..NPt={point_count}"
+            )
+        curve_index = _writable_stored_index(model, "NCrv", "Crv", active_index=1)
+        inject_base, absorb_base = self._var_bases()["VAR_MAX_PCT"]
+        prefix = f"Crv[{curve_index}]."
+        values: dict[str, Any] = {prefix + "ActPt": len(points)}
+        if model.symbol(prefix + "DeptRef") != "VAR_MAX_PCT":
+            values[prefix + "DeptRef"] = "VAR_MAX_PCT"
+        for number, (v_pu, q_pu) in enumerate(points, start=1):
+            q_pct = 100.0 * q_pu * ratings.s_rated_va / (inject_base if q_pu > 0 else absorb_base)
+            check_in_range(f"{where} reactive power", q_pct, -100.0, 100.0, "% of VarMax")
+            values[f"{prefix}Pt[{number}].V"] = 100.0 * v_pu
+            values[f"{prefix}Pt[{number}].Var"] = q_pct
+        model.check_encodable(values)
+        if not settings.enabled and model.symbol("Ena") != "DISABLED":
+            model.write({"Ena": "DISABLED"})  # off before its curve changes
+        model.write(values)
+        self._adopt_curve(model, curve_index, values, enable=settings.enabled)
+
+    def volt_var(self) -> VoltVarSettings:
+        model = self._grid_support_model(705, "volt-var")
+        model.read()
+        reference = model.symbol("Crv[1].DeptRef")
+        bases = self._var_bases()
+        if reference not in bases:
+            raise DutError(
+                f"model 705 on {self._transport.device}: the active curve's reactive power is in "
+                f"{reference} (DeptRef), which has no fixed value in per unit of rated VA"
+            )
+        inject_base, absorb_base = bases[reference]
+        s_rated_va = self.ratings().s_rated_va
+        points = []
+        for index in range(1, int(model.value("Crv[1].ActPt") or 0) + 1):
+            v_pct = model.value(f"Crv[1].Pt[{index}].V")
+            q_pct = model.value(f"Crv[1].Pt[{index}].Var")
+            if v_pct is None or q_pct is None:
+                continue
+            base = inject_base if q_pct > 0 else absorb_base
+            points.append((round(v_pct / 100.0, 6), round(q_pct / 100.0 * base / s_rated_va, 6)))
+        return VoltVarSettings(enabled=model.symbol("Ena") == "ENABLED", points=tuple(points))
+
+    # ------------------------------------------------------------------ frequency droop (711)
+    def set_frequency_droop(self, settings: FrequencyDroopSettings) -> None:
+        self._require_control()
+        model = self._grid_support_model(711, "frequency-droop")
+        check_in_range("frequency droop deadband", settings.deadband_hz, *FREQ_DEADBAND_HZ_RANGE, "Hz")
+        check_in_range("frequency droop", settings.droop_pct, *FREQ_DROOP_PCT_RANGE, "%")
+        if settings.response_time_s is not None:
+            check_in_range("frequency droop response time", settings.response_time_s,
+                           *RESPONSE_TIME_S_RANGE, "s")
+        model.read()
+        active = int(model.value("AdptCtlReq") or 0)
+        index = _writable_stored_index(model, "NCtl", "Ctl", active_index=active)
+        prefix = f"Ctl[{index}]."
+        k_pu = settings.droop_pct / 100.0  # per-unit frequency change for 1 pu power change
+        values: dict[str, Any] = {
+            prefix + "DbOf": settings.deadband_hz, prefix + "DbUf": settings.deadband_hz,
+            prefix + "KOf": k_pu, prefix + "KUf": k_pu,
+        }
+        if settings.response_time_s is not None:
+            values[prefix + "RspTms"] = settings.response_time_s
+        model.check_encodable(values)
+        if not settings.enabled and model.symbol("Ena") != "DISABLED":
+            model.write({"Ena": "DISABLED"})  # off before its control changes
+        model.write(values)
+        written = _written_registers(model, values)
+        # AdptCtlReq names the active control and reads it back once taken.
+        model.write({"AdptCtlReq": index}, verify=False)
+        result = None
+        for _ in range(ADOPT_POLLS):
+            model.read()
+            result = model.symbol("AdptCtlRslt")
+            if result != "IN_PROGRESS":
+                break
+        if result != "COMPLETED" or model.value("AdptCtlReq") != index:
+            raise DutError(
+                f"model 711 on {self._transport.device}: activating control {index} ended {result} "
+                f"(active control {model.value('AdptCtlReq')})"
+            )
+        self._check_active(model, written, f"active control {index} does not hold what was written")
+        wanted = "ENABLED" if settings.enabled else "DISABLED"
+        if model.symbol("Ena") != wanted:
+            model.write({"Ena": wanted})
+
+    def frequency_droop(self) -> FrequencyDroopSettings:
+        """The active control; with none active (AdptCtlReq 0) the first, reported disabled."""
+        model = self._grid_support_model(711, "frequency-droop")
+        model.read()
+        active = int(model.value("AdptCtlReq") or 0)
+        has_active = 1 <= active <= int(model.value("NCtl") or 0)
+        prefix = f"Ctl[{active if has_active else 1}]."
+        deadbands = {model.value(prefix + name) for name in ("DbOf", "DbUf")}
+        gains = {model.value(prefix + name) for name in ("KOf", "KUf")}
+        if len(deadbands) != 1 or len(gains) != 1 or None in deadbands or None in gains:
+            raise DutError(
+                f"model 711 on {self._transport.device}: {prefix} deadbands {sorted(map(str, deadbands))}"
+                f" and droops {sorted(map(str, gains))} are not one symmetric setting"
+            )
+        return FrequencyDroopSettings(
+            enabled=has_active and model.symbol("Ena") == "ENABLED",
+            deadband_hz=deadbands.pop(),
+            droop_pct=round(100.0 * gains.pop(), 6),
+            response_time_s=model.value(prefix + "RspTms"),
+        )
 
     # ------------------------------------------------------------------ telemetry
     def telemetry(self) -> TelemetrySnapshot:
@@ -619,6 +785,27 @@ def _curve_points(model: SunSpecModel, curve: str) -> tuple[tuple[float, float],
     return tuple(points)
 
 
+def _writable_stored_index(model: SunSpecModel, count_point: str, group: str, active_index: int) -> int:
+    """A writable stored curve/control of a model just read, preferring one that is not active
+    (written, then adopted: the SunSpec adopt procedure)."""
+    count = int(model.value(count_point) or 0)
+    where = f"model {model.model_id}"
+    if count < 1:
+        raise DutError(f"{where} reports no stored {group} sets ({count_point}={count})")
+    writable = [index for index in range(1, count + 1) if model.symbol(f"{group}[{index}].ReadOnly") != "R"]
+    candidates = [index for index in writable if index != active_index] or writable
+    if not candidates:
+        raise DutError(f"{where} has no writable {group} set (all {count} are read-only)")
+    return candidates[0]
+
+
+def _written_registers(model: SunSpecModel, values: Mapping[str, Any]) -> dict[str, list[int]]:
+    """The registers of the points just written (write() keeps them in the model's copy)."""
+    registers = model.registers or []
+    points = {path: model.point(path) for path in values}
+    return {path: list(registers[p.offset : p.offset + p.size]) for path, p in points.items()}
+
+
 def _trip_curve_values(
     model: SunSpecModel,
     must_trip: tuple[tuple[float, float], ...],
@@ -626,21 +813,9 @@ def _trip_curve_values(
 ) -> tuple[int, dict[str, Any]]:
     """Choose a writable stored curve of a 707/708 model and the point values to write into it."""
     model.read()
-    curve_count = int(model.value("NCrvSet") or 0)
+    curve_index = _writable_stored_index(model, "NCrvSet", "Crv", active_index=1)
     point_count = int(model.value("NPt") or 0)
     where = f"model {model.model_id}"
-    if curve_count < 1:
-        raise DutError(f"{where} reports no curves (NCrvSet={curve_count})")
-    writable = [
-        index
-        for index in range(1, curve_count + 1)
-        if model.symbol(f"Crv[{index}].ReadOnly") != "R"
-    ]
-    # Prefer a stored curve other than the active one, then adopt it (SunSpec adopt procedure).
-    candidates = [index for index in writable if index > 1] or writable
-    if not candidates:
-        raise DutError(f"{where} has no writable curve (all {curve_count} are read-only)")
-    curve_index = candidates[0]
     if len(must_trip) > point_count:
         raise SetpointOutOfRange(
             f"{where}: {len(must_trip)} must-trip points requested, the PCS supports NPt={point_count}"
