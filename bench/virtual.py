@@ -43,7 +43,8 @@ class VirtualBenchProcess:
             cmd += ["--defect", defect]
         log = open(self.log_path, "w", encoding="utf-8") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, env=os.environ.copy())
+                                        stdin=subprocess.DEVNULL, env=os.environ.copy(),
+                                        preexec_fn=_die_with_parent if sys.platform == "linux" else None)
         deadline = time.monotonic() + timeout_s
         while not endpoints_file.exists():
             if self.process.poll() is not None:
@@ -66,6 +67,19 @@ class VirtualBenchProcess:
                 self.process.kill()
                 self.process.wait(timeout_s)
         self._tmp.cleanup()
+
+
+def _die_with_parent() -> None:
+    """In the simulator child: end it when the run that started it dies (kill -9, a timeout),
+    so no orphaned virtual bench keeps its ports and a core busy."""
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # no glibc: the orphan is ended by stop() or by hand
+        pass
 
 
 def resolve_virtual(bench: BenchConfig, endpoints: dict) -> BenchConfig:
