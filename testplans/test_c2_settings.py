@@ -26,6 +26,7 @@ import csv
 import pytest
 
 from bench.settings_check import SettingComparison, Tolerances, compare_settings, load_approved_settings
+from dut.errors import ModbusPointError
 
 pytestmark = pytest.mark.test_id("C2")
 
@@ -56,8 +57,17 @@ def test_C2_settings_match_approved(approved, pcs, profile, measurements, run_fo
                     "PCS connection has no point map to read them (set point_map in the bench file)")
 
     # --- setup: load the approved settings (the commissioning step), when the profile says so --
+    write_refusal = None
     if procedure["load_approved_settings"]:
-        pcs.set_ride_through(approved.ride_through_settings())
+        try:
+            pcs.set_ride_through(approved.ride_through_settings())
+        except ModbusPointError as exc:
+            # The PCS adopted something other than it was sent (its read-back says so): keep
+            # going, the comparison below lists every difference, which is what C2 is for.
+            write_refusal = str(exc)
+        measurements.record(
+            "trip_curves_stored_as_written", 0.0 if write_refusal else 1.0, "bool", low=1.0,
+            fail_message=f"the PCS did not store the trip curves as they were written: {write_refusal}")
         loadable = {name: value for name, value in approved.vendor.items() if pcs.vendor.map.has(name)}
         if loadable:
             # Not read back here: the comparison below is the read-back, and lists every
