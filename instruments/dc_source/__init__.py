@@ -22,15 +22,21 @@ class DcSource(ScpiInstrument, ABC):
     @abstractmethod
     def output_on(self) -> None: ...
 
-    @abstractmethod
-    def output_off(self) -> None: ...
+    # Families declare the settings/measurements ``output_enabled``, ``measured_voltage_v``,
+    # ``measured_current_a`` and ``measured_power_w`` with their own SCPI; the role's plain
+    # operations on them are the same for all.
+    def output_off(self) -> None:
+        self.output_enabled = False
 
-    @abstractmethod
-    def measure_voltage_v(self) -> float: ...
+    def measure_voltage_v(self) -> float:
+        return self.measured_voltage_v
 
-    @abstractmethod
     def measure_current_a(self) -> float:
         """Output current; > 0 when the source delivers (the PCS discharges the emulated battery)."""
+        return self.measured_current_a
+
+    def measure_power_w(self) -> float:
+        return self.measured_power_w
 
     def safe_state(self) -> bool:
         """Open the output; never raises."""

@@ -103,17 +103,5 @@ class Chroma62000P(DcSource):
         self.output_enabled = True
         self.check_errors("turning the output on")
 
-    def output_off(self) -> None:
-        self.output_enabled = False
-
-    def measure_voltage_v(self) -> float:
-        return self.measured_voltage_v
-
-    def measure_current_a(self) -> float:
-        return self.measured_current_a
-
-    def measure_power_w(self) -> float:
-        return self.measured_power_w
-
     def safe_state(self) -> bool:
         return self._send_safely(["CONF:OUTP OFF"])
