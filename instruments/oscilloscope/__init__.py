@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -114,6 +115,33 @@ class Oscilloscope(ScpiInstrument, ABC):
     """Role interface: a multi-channel digitizing oscilloscope, single-shot captures."""
 
     ROLE = "oscilloscope"
+
+    def _download_word_record(self, query: str, n_points: int, *, code_offset: float, volts_per_code: float,
+                              volts_offset: float, started_s: float, expectation: str) -> np.ndarray:
+        """Send the data query, read its 16-bit little-endian block and return volts (float32),
+        recording where the time went in ``last_read_timing``. Shared by the scope families:
+        only their data query and preamble differ."""
+        self.write(query)
+        # While the instrument prepares the block: allocate the output and touch its pages
+        # (the page faults of a 10 M-point record would otherwise land in the conversion).
+        # The time axis is left to RawWaveform.uniform: computed only if someone reads it.
+        queried = time.perf_counter()
+        volts = np.empty(n_points, dtype=VOLTS_DTYPE)
+        volts.fill(0.0)
+        prepared = time.perf_counter()
+        block = self.read_block(query, expected_bytes=2 * n_points, expectation=expectation)
+        received = time.perf_counter()
+        codes_to_volts(np.frombuffer(block, dtype="<i2"), code_offset, volts_per_code, volts_offset, out=volts)
+        del block
+        finished = time.perf_counter()
+        transfer = self.last_block_transfer
+        wait_s = transfer.first_byte_wait_s if transfer else 0.0
+        self.last_read_timing = ReadTiming(
+            setup_s=queried - started_s, time_axis_s=prepared - queried, first_byte_wait_s=wait_s,
+            receive_s=(received - prepared) - wait_s, convert_s=finished - received,
+            total_s=finished - started_s)
+        return volts
+
 
     @abstractmethod
     def configure_channel(self, channel: int, volts_per_div: float, offset_v: float = 0.0) -> None: ...

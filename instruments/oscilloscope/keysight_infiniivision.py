@@ -38,9 +38,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
-from instruments.oscilloscope import VOLTS_DTYPE, Oscilloscope, RawWaveform, ReadTiming, codes_to_volts
+from instruments.oscilloscope import Oscilloscope, RawWaveform, ReadTiming
 from instruments.scpi import ScpiChannel, control, measurement
 
 log = logging.getLogger(__name__)
@@ -299,28 +298,11 @@ class KeysightInfiniiVision(Oscilloscope):
         if problems:
             raise self.error(f"CHANnel{channel} preamble is impossible: " + "; ".join(problems))
         n_points = preamble.points
-        self.write(":WAVeform:DATA?")
-        # While the instrument prepares the block: allocate the output and touch its pages
-        # (the page faults of 80 MB for 10 M points would otherwise land in the conversion).
-        # The time axis is left to RawWaveform.uniform: computed only if someone reads it.
-        queried = time.perf_counter()
-        volts = np.empty(n_points, dtype=VOLTS_DTYPE)
-        volts.fill(0.0)
-        prepared = time.perf_counter()
-        block = self.read_block(":WAVeform:DATA?", expected_bytes=2 * n_points,
-                                expectation=f"(preamble: {n_points} points × 2 bytes)")
-        received = time.perf_counter()
-        codes_to_volts(np.frombuffer(block, dtype="<i2"), preamble.y_reference,
-                       preamble.y_increment_v, preamble.y_origin_v, out=volts)
-        del block
+        volts = self._download_word_record(
+            ":WAVeform:DATA?", n_points, code_offset=preamble.y_reference, volts_per_code=preamble.y_increment_v,
+            volts_offset=preamble.y_origin_v, started_s=started,
+            expectation=f"(preamble: {n_points} points × 2 bytes)")
         trigger_index = int(round(preamble.x_reference - preamble.x_origin_s / preamble.x_increment_s))
-        finished = time.perf_counter()
-        transfer = self.last_block_transfer
-        wait_s = transfer.first_byte_wait_s if transfer else 0.0
-        self.last_read_timing = ReadTiming(
-            setup_s=queried - started, time_axis_s=prepared - queried, first_byte_wait_s=wait_s,
-            receive_s=(received - prepared) - wait_s, convert_s=finished - received,
-            total_s=finished - started)
         return RawWaveform.uniform(volts, interval_s=preamble.x_increment_s, reference_index=preamble.x_reference,
                                    reference_time_s=preamble.x_origin_s, trigger_index=trigger_index)
 

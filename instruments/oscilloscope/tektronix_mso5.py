@@ -17,9 +17,8 @@ import re
 import time
 from typing import Any
 
-import numpy as np
 
-from instruments.oscilloscope import VOLTS_DTYPE, Oscilloscope, RawWaveform, ReadTiming, codes_to_volts
+from instruments.oscilloscope import Oscilloscope, RawWaveform, ReadTiming
 from instruments.scpi import ScpiChannel, control, format_number, measurement
 
 log = logging.getLogger(__name__)
@@ -244,28 +243,10 @@ class TektronixMso5(Oscilloscope):
         if not n_points_raw.is_integer() or n_points_raw < 1:
             raise self.error(f"{where}: NR_Pt = {n_points_raw!r} is not a positive point count")
         n_points = int(n_points_raw)
-        self.write("CURVe?")
-        # While the instrument prepares the block: allocate the output and touch its pages
-        # (the page faults of 80 MB for 10 M points would otherwise land in the conversion).
-        # The time axis is left to RawWaveform.uniform: computed only if someone reads it.
-        queried = time.perf_counter()
-        volts = np.empty(n_points, dtype=VOLTS_DTYPE)
-        volts.fill(0.0)
-        prepared = time.perf_counter()
-        block = self.read_block("CURVe?", expected_bytes=2 * n_points,
-                                expectation=f"(NR_Pt = {n_points} points × 2 bytes)")
-        received = time.perf_counter()
-        codes_to_volts(np.frombuffer(block, dtype="<i2"), y_offset_codes, y_multiplier_v,
-                       y_zero_v, out=volts)
-        del block
+        volts = self._download_word_record(
+            "CURVe?", n_points, code_offset=y_offset_codes, volts_per_code=y_multiplier_v, volts_offset=y_zero_v,
+            started_s=started, expectation=f"(NR_Pt = {n_points} points × 2 bytes)")
         trigger_index = int(round(point_offset - x_zero_s / x_increment_s))
-        finished = time.perf_counter()
-        transfer = self.last_block_transfer
-        wait_s = transfer.first_byte_wait_s if transfer else 0.0
-        self.last_read_timing = ReadTiming(
-            setup_s=queried - started, time_axis_s=prepared - queried, first_byte_wait_s=wait_s,
-            receive_s=(received - prepared) - wait_s, convert_s=finished - received,
-            total_s=finished - started)
         return RawWaveform.uniform(volts, interval_s=x_increment_s, reference_index=point_offset,
                                    reference_time_s=x_zero_s, trigger_index=trigger_index)
 
