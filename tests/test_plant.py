@@ -417,7 +417,7 @@ def test_bad_runtime_input_raises_value_error():
     with pytest.raises(ValueError):
         plant.pcs_command("explode")
     with pytest.raises(ValueError):
-        plant.apply_fault("ab")
+        plant.apply_fault("xy")
     plant.pcs_settings.limit_priority = "sideways"
     with pytest.raises(ValueError, match="limit_priority"):
         plant.advance(0.001)

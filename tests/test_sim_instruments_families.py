@@ -239,10 +239,11 @@ def test_infiniivision_byte_format_unsigned_matches_its_preamble(scope, control,
 
 
 def test_driver_table_names_a_twin_for_each_family():
-    assert set(TWINS) == {"ametek_mx", "chroma_61800", "keysight_rp7900", "chroma_62000p",
-                          "tektronix_mso5", "keysight_infiniivision", "chroma_63800"}
-    with pytest.raises(NoTwinError, match=r"'power_analyzer'.*'yokogawa_wt5000'"):
-        resolve_twins({**FAMILIES, "power_analyzer": "yokogawa_wt5000"})
+    assert set(TWINS) >= {"ametek_mx", "chroma_61800", "keysight_rp7900", "keysight_n8900", "chroma_62000p",
+                          "tektronix_mso5", "keysight_infiniivision", "chroma_63800", "yokogawa_wt"}
+    assert TWINS["yokogawa_wt"].transport == "vxi11"      # a WT is reached as TCPIP::…::INSTR
+    with pytest.raises(NoTwinError, match=r"'power_analyzer'.*'hioki_pw6001'"):
+        resolve_twins({**FAMILIES, "power_analyzer": "hioki_pw6001"})
     with pytest.raises(NoTwinError, match=r"'grid_simulator'.*'keysight_rp7900'"):
         resolve_twins({**FAMILIES, "grid_simulator": "keysight_rp7900"})
 
@@ -281,9 +282,10 @@ def test_launcher_serves_the_families_a_bench_file_names(tmp_path, resource_mana
         if endpoints is None and "unknown driver" in stderr:
             pytest.skip(f"bench.config does not know these driver names yet: {stderr.strip()}")
         assert endpoints is not None, stderr
-        assert set(endpoints["instruments"]) == {"grid_simulator", "dc_source", "oscilloscope", "ac_load"}
+        assert {"grid_simulator", "dc_source", "oscilloscope", "ac_load", "power_analyzer"} <= set(endpoints["instruments"])
         expected = {"grid_simulator": "Chroma ATE,61845,", "dc_source": "Chroma ATE,62150P-1000-10,",
-                    "oscilloscope": "KEYSIGHT TECHNOLOGIES,DSOX3024T,"}
+                    "oscilloscope": "KEYSIGHT TECHNOLOGIES,DSOX3024T,",
+                    "power_analyzer": "YOKOGAWA,WT5000,"}       # over VXI-11: TCPIP::127.0.0.1,<port>::INSTR
         for role, prefix in expected.items():
             instrument = resource_manager.open_resource(endpoints["instruments"][role], read_termination="\n",
                                                         write_termination="\n", timeout=10_000)
@@ -301,8 +303,9 @@ def test_launcher_serves_the_families_a_bench_file_names(tmp_path, resource_mana
 
 def test_launcher_refuses_a_role_without_a_twin_with_status_2(tmp_path):
     # a twin exists for the 63800, but as an AC load: no simulated power analyzer answers to it
-    extra = '\n[instruments.power_analyzer]\ndriver = "chroma_63800"\nresource = "virtual"\n'
-    path = bench_file(tmp_path, {}, {}, extra=extra)
+    path = bench_file(tmp_path, {"power_analyzer": "chroma_63800"}, {"power_analyzer": "63804*"})
+    assert 'driver = "chroma_63800"\nresource = "virtual"\nexpected_model = "63804*"\n[instruments.power_analyzer' \
+        in path.read_text()
     result = subprocess.run([sys.executable, "-m", "bench.sim", "--bench", str(path)], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})

@@ -31,6 +31,21 @@ DEFECTS: dict[str, Defect] = _catalogue(
            "Dynamic voltage support ignores k_factor: the PCS rides through sags but "
            "injects no additional reactive current.",
            "T7", implemented=True),
+    Defect("trip_on_rocof",
+           "The PCS's RoCoF protection is set far too sensitive (0.25 Hz/s for 0.1 s, df/dt of "
+           "its own frequency measurement through a 0.5 s lag): it trips on the frequency ramps it "
+           "must ride through (IEEE 1547 0.5/2/3 Hz/s, IEEE 2800 5 Hz/s).",
+           "T7", implemented=True),
+    Defect("legacy_frequency_trip",
+           "A fixed frequency element of an old firmware (59.3 / 60.5 Hz at 60 Hz nominal, "
+           "0.16 s) was never removed: the PCS trips on off-nominal frequencies inside the "
+           "ride-through bands, whatever its LF/HF trip settings say.",
+           "T7", implemented=True),
+    Defect("pll_loses_lock_on_jump",
+           "The PLL's lock window is 5 degrees: a phase jump takes the PLL out of it and the "
+           "firmware ceases current until the PLL has been locked again for 1 s, twice the "
+           "0.5 s of momentary cessation IEEE 1547 allows after a phase jump.",
+           "T7", implemented=True),
     Defect("gfm_underdamped",
            "Grid-forming PCC voltage regulator measures |V| through a 300 ms filter (a "
            "telemetry RMS reused) with its integral gain raised to keep the bandwidth: load "

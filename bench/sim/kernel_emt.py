@@ -7,8 +7,9 @@ interpreted (``NUMBA_DISABLE_JIT=1``):
   indexed by the ``P_*`` constants; written by ``plant.py`` between chunks.
 * ``state`` (float64): every dynamic state (network, DC link, controller, protection
   timers, telemetry accumulators), indexed by ``S_*``.
-* ``mats`` (float64, 3 x NX x (NX + NU)): per-phase exact discretisation ``[Phi | Gamma]``
-  of the linear R-L-C network, rebuilt inside the kernel whenever the topology changes
+* ``mats`` (float64, N_MATS x NX x (NX + NU)): per-phase exact discretisation
+  ``[Phi | Gamma]`` of the linear R-L-C network (and the 3 x 3 blocks of the coupled one
+  while a phase-to-phase fault joins the phases: kernel_grid_events.py), rebuilt inside the kernel whenever the topology changes
   (switches, PCC breaker, load bank, genset breaker: ``P_TOPO_GEN``).
 * ``win`` (float64, 5 x N): one-cycle sliding windows (phase v^2, v_d, v_q) for protection.
 * ``ring`` (float32, n_ring x n_signals): the scope ring, one row per plant step.
@@ -104,7 +105,31 @@ P_N4 = P_HF_T + MAX_TRIP_POINTS
 (P_SOC_SP_LO, P_SOC_SP_HI, P_SOC_SM_LO, P_SOC_SM_HI,
  P_SOC_DISCH_GAIN,      # soc_drift: the estimate counts discharged energy x this (1 healthy)
  P_N6) = range(P_N5, P_N5 + 6)
-N_PARAMS = P_N6
+# seventh wave: the DC source's battery-emulation mode (terminal = OCV(SOC) - R_int I, SOC
+# by coulomb count) and the PCS's BMS limits, which shrink near the SOC ends
+MAX_OCV_POINTS = 16
+(P_DC_MODE,             # DC_MODE_VOLTAGE | DC_MODE_BATTERY
+ P_BAT_R,               # the emulated battery's internal resistance (ohm, > 0)
+ P_BAT_CAP_C,           # its capacity (coulomb)
+ P_BAT_N_OCV,           # points in its open-circuit-voltage curve
+ P_SOC0_PCT,            # voltage mode: the PCS's SOC at zero energy count ...
+ P_SOC_PCT_PER_J,       # ... and its SOC change per joule counted (100 / capacity)
+ P_BMS_DIS_ZERO_PCT, P_BMS_DIS_FULL_PCT,  # discharge limit 0 at/below, rated at/above
+ P_BMS_CHA_FULL_PCT, P_BMS_CHA_ZERO_PCT,  # charge limit rated at/below, 0 at/above
+ P_BAT_OCV_SOC) = range(P_N6, P_N6 + 11)
+P_BAT_OCV_V = P_BAT_OCV_SOC + MAX_OCV_POINTS   # OCV curve: SOC % points, then V points
+P_N7 = P_BAT_OCV_V + MAX_OCV_POINTS
+# eighth wave: grid events (kernel_grid_events.py): the source's frequency ramp, faults
+# between phases, and the protections of the T7 defects (all 0 on a healthy PCS)
+(P_SRC_ROCOF,           # rate (Hz/s) at which the source moves to P_SRC_F; 0 = a step
+ P_G_AB, P_G_BC, P_G_CA,                # phase-to-phase fault conductances at the PCC (S)
+ P_DEF_ROCOF_TRIP, P_DEF_ROCOF_DELAY,   # trip_on_rocof: pickup (Hz/s) and delay (s)
+ P_DEF_FTRIP_LO, P_DEF_FTRIP_HI, P_DEF_FTRIP_T,   # legacy_frequency_trip: Hz, Hz, s
+ P_DEF_JUMP_ERR,        # pll_loses_lock_on_jump: filtered PLL error that unlocks it
+ P_DEF_JUMP_CEASE_S,    # ... and how long current then ceases after it relocks
+ P_N8) = range(P_N7, P_N7 + 12)
+N_PARAMS = P_N8
+DC_MODE_VOLTAGE, DC_MODE_BATTERY = 0, 1
 CTRL_GFL, CTRL_GFM_DROOP, CTRL_GFM_VSM = 0, 1, 2
 
 # limiter priority codes
@@ -199,7 +224,27 @@ S_PH_IF = S_PH_V + 2        # 2: PCS current (out of the PCS)
 S_PH_IG = S_PH_IF + 2       # 2: grid branch current (into the PCC)
 S_PH_IGEN = S_PH_IG + 2     # 2: genset current (into the PCC)
 S_PH_ANG = S_PH_IGEN + 2    # angle of the PCC voltage at the last step (its PLL)
-N_STATE = S_PH_ANG + 1
+# eighth wave: the emulated battery (DC source in battery mode) and the PCS's BMS limits
+(S_BAT_SOC_PCT,             # the emulated battery's SOC, coulomb counted (unclamped)
+ S_BAT_EST_PCT,             # the PCS's own coulomb count of it (battery mode estimate)
+ S_BMS_DIS_W, S_BMS_CHA_W,  # the PCS's present discharge / charge power limits (W)
+ S_BMS_DIS_LIM, S_BMS_CHA_LIM,   # 1 while that limit is below rated (tapering)
+ S_N8) = range(S_PH_ANG + 1, S_PH_ANG + 8)
+# ninth wave: grid events (kernel_grid_events.py)
+(S_SRC_F,                   # the source's present frequency (Hz): it ramps towards P_SRC_F
+ S_NET_COUPLED,             # 1 while a phase-to-phase branch couples the phases
+ S_ROCOF_F_PREV, S_ROCOF_EST, S_ROCOF_TMR,   # trip_on_rocof's element
+ S_FTRIP_TMR,               # legacy_frequency_trip's timer
+ S_JUMP_CEASE_T,            # pll_loses_lock_on_jump: cessation time left (s)
+ S_SW_GPP) = range(S_N8, S_N8 + 8)   # S_SW_GPP: 3, phase-to-phase conductances applied
+S_TOPO_GPP = S_SW_GPP + 3   # 3: those the matrices were built for
+S_PREV_VPP = S_TOPO_GPP + 3  # 3: previous-step PCC line voltages (zero crossings)
+S_N9 = S_PREV_VPP + 3
+# tenth wave: the weak-grid guard on the active-power ramp (kernel_gfl.py)
+(S_P_HOLD,                  # 1 while a depressed PCC voltage slows or holds the ramp
+ S_P_RAMP_V0,               # |V1| (pu) when the ramp last set off away from zero
+ S_N10) = range(S_N9, S_N9 + 3)
+N_STATE = S_N10
 
 # ---------------------------------------------------------------- telemetry (meas) indices
 M_T_END = 0      # plant time at the end of the last completed window
@@ -215,8 +260,16 @@ CMD_BLACK_START, CMD_ISLAND, CMD_RECONNECT = range(5, 8)
  EV_RT_ENTER, EV_RT_EXIT, EV_START_FAIL, EV_FAULT,
  EV_GFM_ENTER, EV_GFM_EXIT, EV_BRK_OPEN, EV_BRK_CLOSE, EV_SYNC_START,
  EV_GRID_LOSS, EV_ES_WAIT, EV_ES_DONE) = range(1, 19)
+# the PCS's BMS limit (a = SOC %, b = BMS_DISCHARGE | BMS_CHARGE, c = limit W)
+EV_BMS_LIMIT_ENTER, EV_BMS_LIMIT_EXIT = EV_ES_DONE + 1, EV_ES_DONE + 2
+BMS_DISCHARGE, BMS_CHARGE = 0, 1
+# pll_loses_lock_on_jump: current ceased / resumed (a = the PLL's filtered error)
+EV_LOCK_CEASE, EV_LOCK_RESUME = EV_BMS_LIMIT_EXIT + 1, EV_BMS_LIMIT_EXIT + 2
+# the weak-grid ramp guard slows / releases the active-power ramp (a = |V1| pu, b = P W)
+EV_P_HOLD_ENTER, EV_P_HOLD_EXIT = EV_LOCK_RESUME + 1, EV_LOCK_RESUME + 2
 (TRIP_LV, TRIP_HV, TRIP_DC_UV, TRIP_DC_OV, TRIP_AC_OV, TRIP_LV_FIXED, TRIP_LF,
  TRIP_HF) = range(1, 9)
+TRIP_ROCOF, TRIP_F_FIXED = 9, 10     # the T7 defects' elements (kernel_grid_events.py)
 (START_NO_GRID, START_NO_LOCK, START_DC_RANGE, START_NOT_RESET, START_BUS_LIVE,
  START_NOT_OFF) = range(1, 7)
 (ERR_GRID, ERR_PCS, ERR_PCC, ERR_DC, ERR_GEN) = range(1, 6)
@@ -228,6 +281,9 @@ N_RING = 17
 # inputs [e_grid, v_conv, i_ai (drawn), e_gen]
 NX = 5
 NU = 4
+# mats: the per-phase matrices, then the 3 x 3 blocks of the coupled network that a
+# phase-to-phase fault needs (kernel_grid_events.build_phase_coupling)
+N_MATS = 3 + 9
 
 SQRT3 = math.sqrt(3.0)
 TWO_PI = 2.0 * math.pi
@@ -251,6 +307,8 @@ LC_WINDUP_MAX = 1.5         # and winds up to 1.5 i_max when not limiting
 # ~0.1 pu and P/V would hold ~11 % too much active current. A 50 ms filter lags a sag's
 # first milliseconds by well under 1 %.
 V1_PRE_TAU_S = 0.05
+# a BMS limit leaves its taper this far past the taper point (SOC noise must not chatter)
+BMS_HYSTERESIS_PCT = 0.1
 
 
 # ================================================================ network discretisation
@@ -279,6 +337,40 @@ def expm_small(m: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
+def assemble_phase(m: np.ndarray, params: np.ndarray, ph: int, x0: int, u0: int,
+                   src_on: np.ndarray, brk_on: float, g_shunt: np.ndarray) -> None:
+    """Phase ph's continuous-time rows of [A | B] into m, its states [i_grid, i_pcs, v_pcc,
+    i_bank_L, i_gen] at x0.. and its inputs [e, v_conv, i_ai, e_gen] at u0.. (the
+    per-phase network, and each phase of the coupled one)."""
+    lg, rg = params[P_LG], params[P_RG]
+    lf, rf = params[P_LF], params[P_RF]
+    c = params[P_C] + params[P_BANK_C]
+    l_bank = params[P_BANK_L]
+    gen_on = params[P_GEN_BRK] > 0.5
+    if src_on[ph] > 0.5:
+        m[x0, x0] = -rg / lg
+        m[x0, x0 + 2] = -1.0 / lg
+        m[x0, u0] = 1.0 / lg
+        m[x0 + 2, x0] = 1.0 / c
+    if brk_on > 0.5:
+        m[x0 + 1, x0 + 1] = -rf / lf
+        m[x0 + 1, x0 + 2] = -1.0 / lf
+        m[x0 + 1, u0 + 1] = 1.0 / lf
+        m[x0 + 2, x0 + 1] = 1.0 / c
+    m[x0 + 2, x0 + 2] = -(g_shunt[ph] + params[P_BANK_G]) / c
+    m[x0 + 2, u0 + 2] = -1.0 / c
+    if l_bank > 0.0:
+        m[x0 + 3, x0 + 2] = 1.0 / l_bank
+        m[x0 + 2, x0 + 3] = -1.0 / c
+    if gen_on:
+        lgen = params[P_GEN_L]
+        m[x0 + 4, x0 + 4] = -params[P_GEN_R] / lgen
+        m[x0 + 4, x0 + 2] = -1.0 / lgen
+        m[x0 + 4, u0 + 3] = 1.0 / lgen
+        m[x0 + 2, x0 + 4] = 1.0 / c
+
+
+@numba.njit(cache=True)
 def build_network(mats: np.ndarray, params: np.ndarray, src_on: np.ndarray, brk_on: float,
                   g_shunt: np.ndarray) -> None:
     """Exact ZOH discretisation per phase: x+ = Phi x + Gamma u.
@@ -289,35 +381,10 @@ def build_network(mats: np.ndarray, params: np.ndarray, src_on: np.ndarray, brk_
     caller) stays zero and injects nothing.
     """
     dt = params[P_DT]
-    lg, rg = params[P_LG], params[P_RG]
-    lf, rf = params[P_LF], params[P_RF]
-    c = params[P_C] + params[P_BANK_C]
-    l_bank = params[P_BANK_L]
-    gen_on = params[P_GEN_BRK] > 0.5
     n = NX + NU
     for ph in range(3):
         m = np.zeros((n, n))
-        if src_on[ph] > 0.5:
-            m[0, 0] = -rg / lg
-            m[0, 2] = -1.0 / lg
-            m[0, NX] = 1.0 / lg
-            m[2, 0] = 1.0 / c
-        if brk_on > 0.5:
-            m[1, 1] = -rf / lf
-            m[1, 2] = -1.0 / lf
-            m[1, NX + 1] = 1.0 / lf
-            m[2, 1] = 1.0 / c
-        m[2, 2] = -(g_shunt[ph] + params[P_BANK_G]) / c
-        m[2, NX + 2] = -1.0 / c
-        if l_bank > 0.0:
-            m[3, 2] = 1.0 / l_bank
-            m[2, 3] = -1.0 / c
-        if gen_on:
-            lgen = params[P_GEN_L]
-            m[4, 4] = -params[P_GEN_R] / lgen
-            m[4, 2] = -1.0 / lgen
-            m[4, NX + 3] = 1.0 / lgen
-            m[2, 4] = 1.0 / c
+        assemble_phase(m, params, ph, 0, NX, src_on, brk_on, g_shunt)
         e = expm_small(m * dt)
         for i in range(NX):
             for j in range(n):
@@ -354,6 +421,8 @@ def update_switches(state: np.ndarray, params: np.ndarray) -> None:
                 pending = True
         state[S_PREV_IG + ph] = ig
         state[S_PREV_V + ph] = v
+    # the phase-to-phase fault branches clear at their own zeros
+    pending = ge.update_phase_to_phase_switches(state, params) or pending
     if pending:
         state[S_SW_WAIT] += params[P_DT]
     else:
@@ -369,7 +438,7 @@ def ensure_topology(state: np.ndarray, params: np.ndarray, mats: np.ndarray) -> 
     for ph in range(3):
         same = same and state[S_TOPO_SRC + ph] == state[S_SW_SRC + ph] \
             and state[S_TOPO_G + ph] == state[S_SW_G + ph]
-    if same:
+    if same and ge.coupling_unchanged(state):
         return
     src = np.empty(3)
     g = np.empty(3)
@@ -381,6 +450,7 @@ def ensure_topology(state: np.ndarray, params: np.ndarray, mats: np.ndarray) -> 
         state[S_TOPO_SRC + ph] = src[ph]
         state[S_TOPO_G + ph] = g[ph]
     build_network(mats, params, src, brk, g)
+    ge.build_phase_coupling(state, params, mats, src, brk, g)
     for ph in range(3):
         if brk < 0.5:
             state[S_IF + ph] = 0.0
@@ -618,6 +688,7 @@ def reset_trip_timers(state: np.ndarray) -> None:
     state[S_DC_TMR] = 0.0
     state[S_OV_CNT] = 0.0
     gfl.reset_frequency_timers(state)
+    ge.reset_defect_relays(state)
 
 
 @numba.njit(cache=True)
@@ -663,6 +734,8 @@ def supervise(state: np.ndarray, params: np.ndarray, events: np.ndarray, t_s: fl
     # frequency itself (its droop would trip it at full load), so it applies in GFL only
     if int(state[S_MODE]) != MODE_TRIPPED and state[S_GFM] < 0.5:
         gfl.check_frequency_trips(state, params, events, t_s)
+        if int(state[S_MODE]) != MODE_TRIPPED:
+            ge.check_defect_protections(state, params, events, t_s)
     mode = int(state[S_MODE])
     if mode == MODE_TRIPPED:
         return
@@ -738,7 +811,7 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
     """dq current references (id, iq_capacitive) from setpoints, ride-through, limiter."""
     dt = params[P_DT]
     mode = int(state[S_MODE])
-    if mode != MODE_RUNNING or state[S_GAP_T] > 0.0:
+    if mode != MODE_RUNNING or state[S_GAP_T] > 0.0 or state[S_JUMP_CEASE_T] > 0.0:
         # STARTING synchronises at zero current; MC ceases current without disconnecting;
         # a transfer gap (island_transfer_gap) ceases it while the firmware changes mode
         state[S_SMOOTH_ON] = 0.0
@@ -751,8 +824,8 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
     # P_RAMP_TIMEBASE is 1 for a healthy PCS; dr_slow_response: a ramp limiter whose
     # time base is wrong (5x), so every setpoint change takes 5x longer than set
     step = params[P_P_RAMP] * dt / params[P_RAMP_TIMEBASE]
-    p_err = params[P_P_SET] - state[S_P_RAMP]
-    state[S_P_RAMP] += min(max(p_err, -step), step)
+    # (on a weak grid the ramp slows and stops before the PCC voltage reaches the nose)
+    state[S_P_RAMP] += gfl.active_power_ramp_w(state, params, events, t_s, step)
     v_den = 1.5 * max(state[S_V1_PU], 0.2) * params[P_VPK_NOM]
     ipk = params[P_IPK_RATED]
     prio = int(params[P_PRIO])
@@ -771,6 +844,8 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
         p_ref = p_sp + p_sm + gfl.frequency_watt_w(state, params)
         p_max = params[P_S_RATED]
         p_ref = min(max(p_ref, -p_max), p_max)
+        # the BMS limits (they shrink near the SOC ends) bound what the PCS asks of the battery
+        p_ref = min(max(p_ref, -state[S_BMS_CHA_W]), state[S_BMS_DIS_W])
         id_ref = p_ref / v_den
         q_vv = gfl.volt_var_var(state, params)
         iqc_ref = (q_vv if params[P_VV_EN] > 0.5 else params[P_Q_SET]) / v_den
@@ -994,16 +1069,28 @@ def step_network(state: np.ndarray, mats: np.ndarray, e: np.ndarray,
 @numba.njit(cache=True)
 def step_dc_link(state: np.ndarray, params: np.ndarray, i_conv: float) -> None:
     """Backward-Euler DC link: the battery emulator's small internal resistance makes
-    the link stiff at 50 us, so the linear part is implicit; current limits clamp it."""
+    the link stiff at 50 us, so the linear part is implicit; current limits clamp it.
+
+    Voltage mode: the source's EMF is the programmed voltage behind its own output
+    resistance. Battery mode: the EMF is the emulated battery's OCV at its present SOC
+    behind the battery's internal resistance, so the R_int I drop is solved every step;
+    the SOC it reads moves by the coulombs of the previous steps (one step behind: 50 us
+    of charge, nothing against the hours a battery takes)."""
     dt = params[P_DT]
     c_dt = params[P_CDC] / dt
     g_b = 1.0 / params[P_DC_BLEED_R]
     v0 = state[S_VDC]
     i_src = 0.0
+    battery = params[P_DC_MODE] > 0.5
     if params[P_DC_ON] > 0.5:
-        g_s = 1.0 / params[P_DC_R]
-        v1 = (c_dt * v0 + params[P_DC_V] * g_s - i_conv) / (c_dt + g_s + g_b)
-        i_src = (params[P_DC_V] - v1) * g_s
+        if battery:
+            e_v = battery_ocv_v(params, state[S_BAT_SOC_PCT])
+            g_s = 1.0 / params[P_BAT_R]
+        else:
+            e_v = params[P_DC_V]
+            g_s = 1.0 / params[P_DC_R]
+        v1 = (c_dt * v0 + e_v * g_s - i_conv) / (c_dt + g_s + g_b)
+        i_src = (e_v - v1) * g_s
         if i_src > params[P_DC_ILIM_SRC] or i_src < -params[P_DC_ILIM_SINK]:
             i_src = min(max(i_src, -params[P_DC_ILIM_SINK]), params[P_DC_ILIM_SRC])
             v1 = (c_dt * v0 + i_src - i_conv) / (c_dt + g_b)
@@ -1012,6 +1099,75 @@ def step_dc_link(state: np.ndarray, params: np.ndarray, i_conv: float) -> None:
     state[S_VDC] = max(v1, 0.0)
     state[S_IDC_SRC] = i_src
     state[S_IDC_PCS] = i_conv
+    if battery:
+        count_charge(state, params, i_src * dt)
+
+
+@numba.njit(cache=True)
+def battery_ocv_v(params: np.ndarray, soc_pct: float) -> float:
+    """Open-circuit voltage of the emulated battery: piecewise linear through the curve's
+    points (SOC ascending), flat beyond its ends (an emulator holds its end voltages)."""
+    n = int(params[P_BAT_N_OCV])
+    if soc_pct <= params[P_BAT_OCV_SOC]:
+        return params[P_BAT_OCV_V]
+    for i in range(1, n):
+        x1 = params[P_BAT_OCV_SOC + i]
+        if soc_pct <= x1:
+            x0 = params[P_BAT_OCV_SOC + i - 1]
+            y0 = params[P_BAT_OCV_V + i - 1]
+            y1 = params[P_BAT_OCV_V + i]
+            return y0 + (y1 - y0) * (soc_pct - x0) / (x1 - x0)
+    return params[P_BAT_OCV_V + n - 1]
+
+
+@numba.njit(cache=True)
+def count_charge(state: np.ndarray, params: np.ndarray, q_c: float) -> None:
+    """Coulombs out of the emulated battery (discharge > 0): its SOC, and the PCS's own
+    count behind its estimate (soc_drift: the same gain error on discharge as in
+    voltage mode)."""
+    to_pct = 100.0 / params[P_BAT_CAP_C]
+    state[S_BAT_SOC_PCT] -= q_c * to_pct
+    state[S_BAT_EST_PCT] -= q_c * to_pct * (params[P_SOC_DISCH_GAIN] if q_c > 0.0 else 1.0)
+
+
+@numba.njit(cache=True)
+def pcs_soc_estimate_pct(state: np.ndarray, params: np.ndarray) -> float:
+    """The SOC the PCS believes (0..100): its coulomb count of the emulated battery in
+    battery mode, its energy count against its configured capacity in voltage mode."""
+    if params[P_DC_MODE] > 0.5:
+        soc = state[S_BAT_EST_PCT]
+    else:
+        soc = params[P_SOC0_PCT] - state[S_EDC_EST_J] * params[P_SOC_PCT_PER_J]
+    return min(max(soc, 0.0), 100.0)
+
+
+@numba.njit(cache=True)
+def update_bms_limits(state: np.ndarray, params: np.ndarray, events: np.ndarray,
+                      t_s: float) -> None:
+    """The PCS's battery limits from its SOC estimate: the discharge limit tapers linearly
+    to 0 between P_BMS_DIS_FULL_PCT and P_BMS_DIS_ZERO_PCT, the charge limit between
+    P_BMS_CHA_FULL_PCT and P_BMS_CHA_ZERO_PCT, so the PCS itself never drives the battery
+    past its ends. Entering / leaving a taper is an event (with a small hysteresis)."""
+    soc = pcs_soc_estimate_pct(state, params)
+    rated = params[P_S_RATED]
+    lo0, lo1 = params[P_BMS_DIS_ZERO_PCT], params[P_BMS_DIS_FULL_PCT]
+    hi1, hi0 = params[P_BMS_CHA_FULL_PCT], params[P_BMS_CHA_ZERO_PCT]
+    dis_w = rated * min(max((soc - lo0) / (lo1 - lo0), 0.0), 1.0)
+    cha_w = rated * min(max((hi0 - soc) / (hi0 - hi1), 0.0), 1.0)
+    state[S_BMS_DIS_W] = dis_w
+    state[S_BMS_CHA_W] = cha_w
+    if state[S_BMS_DIS_LIM] < 0.5 and soc < lo1:
+        state[S_BMS_DIS_LIM] = 1.0
+        push_event(events, state, t_s, EV_BMS_LIMIT_ENTER, soc, BMS_DISCHARGE, dis_w)
+    elif state[S_BMS_DIS_LIM] > 0.5 and soc >= lo1 + BMS_HYSTERESIS_PCT:
+        state[S_BMS_DIS_LIM] = 0.0
+        push_event(events, state, t_s, EV_BMS_LIMIT_EXIT, soc, BMS_DISCHARGE, dis_w)
+    if state[S_BMS_CHA_LIM] < 0.5 and soc > hi1:
+        state[S_BMS_CHA_LIM] = 1.0
+        push_event(events, state, t_s, EV_BMS_LIMIT_ENTER, soc, BMS_CHARGE, cha_w)
+    elif state[S_BMS_CHA_LIM] > 0.5 and soc <= hi1 - BMS_HYSTERESIS_PCT:
+        state[S_BMS_CHA_LIM] = 0.0
+        push_event(events, state, t_s, EV_BMS_LIMIT_EXIT, soc, BMS_CHARGE, cha_w)
 
 
 @numba.njit(cache=True)
@@ -1101,7 +1257,16 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         amp[ph] = math.sqrt(2.0) * params[P_SRC_VA + ph]
         cph[ph] = amp[ph] * math.cos(params[P_SRC_PHA + ph])
         sph[ph] = amp[ph] * math.sin(params[P_SRC_PHA + ph])
-    w_src = TWO_PI * params[P_SRC_F]
+    # the source frequency: a step applies at once, a ramp moves it every step
+    f_tgt = params[P_SRC_F]
+    rocof = params[P_SRC_ROCOF]
+    f_src = state[S_SRC_F]
+    if rocof <= 0.0:
+        f_src = f_tgt
+        state[S_SRC_F] = f_src
+    ramping = f_src != f_tgt
+    w_src = TWO_PI * f_src
+    net_scratch = np.empty(ge.N_COUPLED + 3 * NX)
     # rotating frames carried as (cos, sin) through the chunk instead of trig per step;
     # they restart from the angles at each chunk, so rounding never accumulates
     src_c, src_s = math.cos(state[S_SRC_TH]), math.sin(state[S_SRC_TH])
@@ -1153,12 +1318,28 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         v_pre_a, v_pre_b, v_pre_c = va, vb, vc
         # --- network
         ensure_topology(state, params, mats)
-        th_src = state[S_SRC_TH]
-        c_mid, s_mid = rotate(src_c, src_s, src_ch, src_sh)
+        if ramping:
+            # the angle integrates the linearly moving frequency (trapezoid: exact for a
+            # ramp); the voltage is sampled at the mid-step angle, as in steady state
+            f_new = ge.next_source_frequency(f_src, f_tgt, rocof, dt)
+            d_mid = 0.25 * math.pi * dt * (3.0 * f_src + f_new)
+            d_step = math.pi * dt * (f_src + f_new)
+            c_mid, s_mid = rotate(src_c, src_s, math.cos(d_mid), math.sin(d_mid))
+            src_c, src_s = rotate(src_c, src_s, math.cos(d_step), math.sin(d_step))
+            f_src = f_new
+            state[S_SRC_F] = f_src
+            if f_src == f_tgt:          # arrived: the steady rotation for the rest
+                ramping = False
+                w_src = TWO_PI * f_src
+                src_cd, src_sd = math.cos(w_src * dt), math.sin(w_src * dt)
+                src_ch, src_sh = math.cos(0.5 * w_src * dt), math.sin(0.5 * w_src * dt)
+        else:
+            d_step = w_src * dt
+            c_mid, s_mid = rotate(src_c, src_s, src_ch, src_sh)
+            src_c, src_s = rotate(src_c, src_s, src_cd, src_sd)
         for ph in range(3):
             e[ph] = state[S_SW_SRC + ph] * (cph[ph] * c_mid - sph[ph] * s_mid)
-        src_c, src_s = rotate(src_c, src_s, src_cd, src_sd)
-        th_src += w_src * dt
+        th_src = state[S_SRC_TH] + d_step
         if th_src > TWO_PI:
             th_src -= TWO_PI
         state[S_SRC_TH] = th_src
@@ -1166,7 +1347,10 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         ig_a0, ig_b0, ig_c0 = state[S_IG], state[S_IG + 1], state[S_IG + 2]
         if gen_running:
             gen.genset_emf(state, params, e_gen)
-        step_network(state, mats, e, vconv, i_ai, e_gen, net_full)
+        if state[S_NET_COUPLED] > 0.5:
+            ge.step_network_coupled(state, mats, e, vconv, i_ai, e_gen, net_scratch)
+        else:
+            step_network(state, mats, e, vconv, i_ai, e_gen, net_full)
         if gen_running:
             gen.step_genset(state, params, e_gen)
         # --- DC side: lossless averaged switches, p_conv = sum v_conv * i_pcs
@@ -1176,6 +1360,7 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         step_dc_link(state, params, i_conv)
         # the battery is the DC source: its energy includes the DC link's own losses (bleed)
         count_energy(state, params, state[S_VDC] * state[S_IDC_SRC] * dt)
+        update_bms_limits(state, params, events, t_s + dt)
         if not guard(state, params, t_s + dt):
             return k
         # --- hardware overcurrent (sample-level)
@@ -1211,7 +1396,7 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
         vals[A_IDC_PCS] = i_conv
         vals[A_IDC_SRC] = state[S_IDC_SRC]
         vals[A_F_PLL] = state[S_PLL_W] / TWO_PI
-        vals[A_F_SRC] = params[P_SRC_F]
+        vals[A_F_SRC] = f_src
         g_bank = params[P_BANK_G]
         c_dt = params[P_BANK_C] / dt       # bank capacitor current over the step
         la = g_bank * va + state[S_IL] + i_ai[0] + c_dt * (va - v_pre_a)
@@ -1262,4 +1447,5 @@ def run_steps(n_steps: int, step0: int, state: np.ndarray, params: np.ndarray,
 from bench.sim import kernel_gfm as gfm  # noqa: E402
 from bench.sim import kernel_gfl as gfl  # noqa: E402
 from bench.sim import kernel_genset as gen  # noqa: E402
+from bench.sim import kernel_grid_events as ge  # noqa: E402
 

@@ -11,7 +11,29 @@ runs it on its own measurements:
 * enter service (model 703): a start waits until voltage and frequency have stayed
   inside the enter-service window for the enter-service delay;
 * LF / HF must-trip curves (models 709 / 710): each point an independent timer on the
-  measured frequency, like the voltage curves.
+  measured frequency, like the voltage curves;
+* the weak-grid guard on the active-power ramp (vendor function, below).
+
+Weak grids. A grid-following PCS injects the power it is told to and follows the voltage it
+finds; behind a series R + jX (E = 1 pu) no operating point exists past the nose of the P-V
+curve. At unity power factor the most it can export is P_max = 1 / (2 (|Z| - R)) pu: at
+SCR 1.5, X/R 7 (|Z| 0.667, R 0.094 pu) that is 0.874 pu (0.894 pu with the bench's 0.03 pu
+PCC capacitor, the nose at 0.80 pu voltage), so rated power at unity power factor is not
+feasible there at all. It needs reactive support from the PCC voltage: the IEEE 1547
+Category B volt-var curve settles at 1.0 pu power with 0.147 pu reactive power at 0.96 pu
+(1.05 pu current, inside the 1.10 pu limit); 0.18 pu holds 1.0 pu voltage. Volt-var acts
+through its open-loop response time (5 s by default), so an active-power ramp of 1 pu/s
+outruns it, crosses the nose before the reactive power arrives, and the PLL loses the
+collapsing voltage (observed: momentary cessation, then an HV trip). This PCS's weak-grid
+function (bessbench's design, not a standard's): once its own ramp has visibly pulled the
+PCC voltage down, the ramp of the setpoint part slows as the voltage falls towards the
+ride-through entry and stops short of it (``active_power_ramp_w``); it resumes as soon as
+reactive support lifts the voltage. Without reactive support the PCS holds at a feasible
+point (~0.80 pu at SCR 1.5, 0.92 pu voltage) instead of collapsing, and says so in its
+event log. A stiff grid that merely sits low does not trigger it. The guard acts on the
+measured one-cycle voltage, so it keeps ramps up to about 1-2 pu/s on an SCR 1.5 grid away
+from the nose; a faster ramp crosses it inside the PLL's response (tests:
+tests/test_weak_grid_scr1_5.py).
 
 The state/parameter layout is kernel_emt's; this module imports its constants.
 """
@@ -27,6 +49,7 @@ from bench.sim.kernel_emt import (
     P_FW_W_PER_HZ, P_HF_F, P_HF_T, P_LF_F, P_LF_T, P_N_HF, P_N_LF, P_N_VV,
     P_VV_Q, P_VV_TAU, P_VV_V, S_ES_T, S_ES_WAIT, S_F_MEAS, S_FW_DP, S_HF_TMR, S_LF_TMR,
     S_FW_HOLD_F, S_FW_HOLD_T, S_PLL_LOCKED, S_PLL_W, S_V1_PU, S_VV_VF, TRIP_HF, TRIP_LF, TWO_PI, push_event, trip,
+    EV_P_HOLD_ENTER, EV_P_HOLD_EXIT, P_DB, P_P_SET, S_P_HOLD, S_P_RAMP, S_P_RAMP_V0,
 )
 
 # the firmware's frequency measurement: the PLL frequency through a ~1 cycle filter
@@ -34,6 +57,15 @@ from bench.sim.kernel_emt import (
 F_MEAS_TAU_S = 0.02
 DEFECT_FREQ_HOLD_S = 0.1    # genset_interaction_oscillation: frequency sample period
 DEFECT_FW_GAIN = 10.0       # ... and its droop gain error
+# weak-grid ramp guard: the ramp runs at full speed down to RAMP_GUARD_FULL_PU above the
+# ride-through entry (1 - dvs deadband), slows linearly below it and stops RAMP_GUARD_STOP_PU
+# above the entry (the one-cycle voltage lags a ramp of 1 pu/s by ~0.01 pu near the nose);
+# only once the ramp itself has pulled the voltage down by RAMP_GUARD_OWN_DROP_PU: a stiff
+# grid that merely sits low (enter service allows 0.917 pu) barely moves with the PCS's
+# power (SCR 5: 0.01 pu at rated), a weak one does (SCR 1.5: 0.10 pu by 0.8 pu power)
+RAMP_GUARD_STOP_PU = 0.02
+RAMP_GUARD_FULL_PU = 0.05
+RAMP_GUARD_OWN_DROP_PU = 0.03
 
 
 @numba.njit(cache=True)
@@ -160,3 +192,34 @@ def reset_frequency_timers(state: np.ndarray) -> None:
     for i in range(MAX_TRIP_POINTS):
         state[S_LF_TMR + i] = 0.0
         state[S_HF_TMR + i] = 0.0
+
+
+@numba.njit(cache=True)
+def active_power_ramp_w(state: np.ndarray, params: np.ndarray, events: np.ndarray,
+                        t_s: float, step_w: float) -> float:
+    """The ramp limiter's change (W) of the setpoint part this step, towards P_P_SET by at
+    most step_w, with the weak-grid guard: moving away from zero, once the ramp has pulled
+    the PCC voltage |V1| down by RAMP_GUARD_OWN_DROP_PU from where it set off, the step
+    shrinks as |V1| falls from (1 - deadband + RAMP_GUARD_FULL_PU) to (1 - deadband +
+    RAMP_GUARD_STOP_PU) and is zero below. Towards zero it is never held (less power lifts
+    the voltage of an inductive grid). Entering / leaving the guard is an event (a = |V1|
+    pu, b = the held power W)."""
+    p_now = state[S_P_RAMP]
+    change = min(max(params[P_P_SET] - p_now, -step_w), step_w)
+    away = abs(p_now + change) > abs(p_now)
+    v = state[S_V1_PU]
+    if not away or p_now == 0.0:
+        state[S_P_RAMP_V0] = v          # at rest, unloading or just started: ramps set off here
+    v_stop = 1.0 - params[P_DB] + RAMP_GUARD_STOP_PU
+    span = RAMP_GUARD_FULL_PU - RAMP_GUARD_STOP_PU
+    scale = min(max((v - v_stop) / span, 0.0), 1.0)
+    if state[S_P_RAMP_V0] - v < RAMP_GUARD_OWN_DROP_PU:
+        scale = 1.0                     # the PCS's own power is not what holds the voltage low
+    if state[S_P_HOLD] < 0.5:
+        if away and scale < 1.0:
+            state[S_P_HOLD] = 1.0
+            push_event(events, state, t_s, EV_P_HOLD_ENTER, v, p_now, 0.0)
+    elif not away or scale >= 1.0:
+        state[S_P_HOLD] = 0.0
+        push_event(events, state, t_s, EV_P_HOLD_EXIT, v, p_now, 0.0)
+    return change * scale if away else change

@@ -26,6 +26,7 @@ import numpy as np
 
 from bench.sim import kernel_emt as k
 from bench.sim import kernel_genset as gen
+from bench.sim import kernel_grid_events as ge
 
 # phasor ring columns: time, then (re, im) of V, I_pcs, I_grid, I_load, I_gen, then vdc, idc
 (PH_T, PH_V, PH_IF, PH_IG, PH_IL, PH_IGEN) = (0, 1, 3, 5, 7, 9)
@@ -78,7 +79,8 @@ def run_phasor_steps(n_steps: int, t0_s: float, state: np.ndarray, params: np.nd
     n_rows = ph_ring.shape[0]
     ev_stop = events.shape[0] - 8
     e_src0 = source_positive_sequence(params)
-    w_src = k.TWO_PI * params[k.P_SRC_F]
+    f_tgt = params[k.P_SRC_F]          # a ramp moves the source towards it every step
+    rocof = params[k.P_SRC_ROCOF]
     z_g = complex(params[k.P_RG], w0 * params[k.P_LG])
     y_bank = complex(params[k.P_BANK_G], w0 * params[k.P_BANK_C])
     if params[k.P_BANK_L] > 0.0:
@@ -148,7 +150,10 @@ def run_phasor_steps(n_steps: int, t0_s: float, state: np.ndarray, params: np.nd
         state[k.S_AI_P] += (ai_p_w[step] - state[k.S_AI_P]) * a_ai
         p_ai = state[k.S_AI_P]
         # --- sources
-        th_src = state[k.S_SRC_TH] + w_src * dt
+        f_src = state[k.S_SRC_F]
+        f_new = ge.next_source_frequency(f_src, f_tgt, rocof, dt)
+        th_src = state[k.S_SRC_TH] + math.pi * dt * (f_src + f_new)   # exact for a ramp
+        state[k.S_SRC_F] = f_new
         th_src -= k.TWO_PI * math.floor(th_src / k.TWO_PI)
         state[k.S_SRC_TH] = th_src
         rot_src = complex(math.cos(th_src - w0 * t_end), math.sin(th_src - w0 * t_end))
@@ -185,6 +190,7 @@ def run_phasor_steps(n_steps: int, t0_s: float, state: np.ndarray, params: np.nd
         k.step_dc_link(state, params, i_conv)
         # the battery is the DC source: its energy includes the DC link's own losses (bleed)
         k.count_energy(state, params, state[k.S_VDC] * state[k.S_IDC_SRC] * dt)
+        k.update_bms_limits(state, params, events, t_end)
         # --- genset mechanics and AVR
         if gen_running:
             pe = 3.0 * (e_gen * i_gen.conjugate()).real
@@ -226,7 +232,7 @@ def run_phasor_steps(n_steps: int, t0_s: float, state: np.ndarray, params: np.nd
         meas[m + k.A_IDC_PCS] = i_conv
         meas[m + k.A_IDC_SRC] = state[k.S_IDC_SRC]
         meas[m + k.A_F_PLL] = state[k.S_PLL_W] / k.TWO_PI
-        meas[m + k.A_F_SRC] = params[k.P_SRC_F]
+        meas[m + k.A_F_SRC] = state[k.S_SRC_F]
         meas[m + k.A_P_LOAD] = s_load.real
         meas[m + k.A_Q_LOAD] = s_load.imag
         meas[m + k.A_P_AI] = 3.0 * (v * i_ai.conjugate()).real

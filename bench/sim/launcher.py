@@ -54,6 +54,10 @@ class TwinSpec:
     role: str
     module: str
     class_name: str
+    # how a real unit is reached on Ethernet: "socket" (raw SCPI, port 5025 style), "vxi11"
+    # (TCPIP::<ip>::INSTR; bench/sim/vxi11_server.py) or "modbus" (Modbus TCP register device,
+    # bench/sim/modbus_devices.py)
+    transport: str = "socket"
 
     def load(self) -> type:
         return getattr(importlib.import_module(self.module), self.class_name)
@@ -64,11 +68,16 @@ TWINS: dict[str, TwinSpec] = {
     "ametek_mx": TwinSpec("grid_simulator", "bench.sim.scpi.ametek_mx", "AmetekMx"),
     "chroma_61800": TwinSpec("grid_simulator", "bench.sim.scpi.chroma_61800", "Chroma61800"),
     "keysight_rp7900": TwinSpec("dc_source", "bench.sim.scpi.keysight_rp7900", "KeysightRp7900"),
+    "keysight_n8900": TwinSpec("dc_source", "bench.sim.scpi.keysight_n8900", "KeysightN8900"),
     "chroma_62000p": TwinSpec("dc_source", "bench.sim.scpi.chroma_62000p", "Chroma62000P"),
     "tektronix_mso5": TwinSpec("oscilloscope", "bench.sim.scpi.tektronix_mso", "TektronixMso"),
     "keysight_infiniivision": TwinSpec("oscilloscope", "bench.sim.scpi.keysight_infiniivision",
                                        "KeysightInfiniiVision"),
     "chroma_63800": TwinSpec("ac_load", "bench.sim.scpi.chroma_63800", "Chroma63800"),
+    "yokogawa_wt": TwinSpec("power_analyzer", "bench.sim.scpi.yokogawa_wt", "YokogawaWt", transport="vxi11"),
+    # point-map driven drivers: their twin is the virtual bench's own product (docs/modbus_instruments.md)
+    "modbus_genset": TwinSpec("genset", "bench.sim.modbus_devices", "VirtualGensetController", transport="modbus"),
+    "modbus_load_bank": TwinSpec("load_bank", "bench.sim.modbus_devices", "VirtualLoadBank", transport="modbus"),
 }
 
 # Where a scope channel's probe sits, by the channel's name in the bench file → the plant's
@@ -147,7 +156,7 @@ class RunningBench:
     grid_simulator: Any
     dc_source: Any
     oscilloscope: Any
-    scpi_servers: dict[str, ScpiServer]
+    scpi_servers: dict[str, Any]            # ScpiServer or Vxi11Server: .resource, .instrument, .stop()
     control: ControlServer | None = None
     pcs_server: Any | None = None
     pcs_missing_reason: str = ""
@@ -236,6 +245,19 @@ def _drop_missing_inputs(scope: Any) -> None:
         del scope.wiring[number]
 
 
+def _instrument_server(spec: TwinSpec, instrument: ScpiInstrument) -> Any:
+    """The server a real unit of the family would offer: VXI-11 or a raw SCPI socket."""
+    if spec.transport == "vxi11":
+        from bench.sim.vxi11_server import Vxi11Server
+
+        return Vxi11Server(instrument)
+    if spec.transport == "modbus":
+        from bench.sim.modbus_devices import ModbusDeviceServer
+
+        return ModbusDeviceServer(instrument)
+    return ScpiServer(instrument)
+
+
 async def start_bench(plant_or_config: Any, *, lockstep: bool = True, host: str = "127.0.0.1",
                       scope_wiring: dict[int, ProbeWiring] | None = None,
                       instruments: Mapping[str, str] | None = None) -> RunningBench:
@@ -245,10 +267,11 @@ async def start_bench(plant_or_config: Any, *, lockstep: bool = True, host: str 
     RP7900, Tektronix MSO 5); NoTwinError if a driver has no twin.
     """
     role_drivers = dict(instruments or DEFAULT_INSTRUMENTS)
-    resolve_twins(role_drivers)  # refuse before the plant is built
+    twins = resolve_twins(role_drivers)  # refuse before the plant is built
     plant = plant_or_config if hasattr(plant_or_config, "advance") else _build_plant(plant_or_config)
     built = build_twins(plant, role_drivers, scope_wiring)
-    scpi_servers = {role: await ScpiServer(instrument).start(host) for role, instrument in built.items()}
+    scpi_servers = {role: await _instrument_server(twins[role], instrument).start(host)
+                    for role, instrument in built.items()}
     grid_simulator, dc_source, oscilloscope = (built.get(r) for r in ("grid_simulator", "dc_source",
                                                                         "oscilloscope"))
 

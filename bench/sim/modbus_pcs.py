@@ -505,14 +505,23 @@ def _model_702(dev: SunSpecPcsDevice, layout: ModelLayout, t: dict) -> dict:
         "AbnOpCatRtg": layout.point("AbnOpCatRtg").symbols["CAT_3"],     # defaults are Cat III
         "CtrlModes": _bits(layout, "CtrlModes", ["FIXED_W", "FIXED_VAR", "DYN_REACT_CURR",
                                                  "LV_TRIP", "HV_TRIP"]),
-        # settings mirror the ratings (this PCS does not let them be lowered over Modbus)
-        "WMax": w, "VAMax": w, "VarMaxInj": w, "VarMaxAbs": w, "WChaRteMax": w, "WDisChaRteMax": w,
+        # settings mirror the ratings (this PCS does not let them be lowered over Modbus),
+        # except the charge / discharge rates: its BMS shrinks those near the SOC ends
+        "WMax": w, "VAMax": w, "VarMaxInj": w, "VarMaxAbs": w,
+        "WChaRteMax": _raw(_bms_limit_w(t, "p_charge_max_w", s), sf["W"]),
+        "WDisChaRteMax": _raw(_bms_limit_w(t, "p_discharge_max_w", s), sf["W"]),
         "VAChaRteMax": w, "VADisChaRteMax": w,
         "VNom": _raw(v, sf["V"]), "VMax": _raw(1.10 * v, sf["V"]), "VMin": _raw(0.88 * v, sf["V"]),
         "AMax": _raw(float(c.i_max_a), sf["A"]),
         "W_SF": sf["W"], "VA_SF": sf["W"], "Var_SF": sf["W"], "V_SF": sf["V"], "A_SF": sf["A"],
     }
     return values
+
+
+def _bms_limit_w(t: dict, key: str, rated_w: float) -> float:
+    """A BMS power limit from telemetry; the rating when the plant does not report one."""
+    value = t.get(key)
+    return rated_w if value is None else float(value)
 
 
 # 704 VarSetPri <-> plant limit_priority (what wins at the current limit): ACTIVE -> "P",

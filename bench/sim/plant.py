@@ -39,6 +39,7 @@ STALE_CHUNK_S = 0.01        # telemetry_timestamp_lag keeps its stale copies thi
 PHASOR_CHUNK_S = 1.0        # phasor mode: plant time per kernel call (a 24 h run: 86 400)
 PHASOR_DT_RANGE_S = (1e-3, 10e-3)
 FIDELITIES = ("emt", "phasor")
+DC_MODES = ("voltage", "battery")     # the DC source: a voltage source, or a battery emulator
 # SOC manager: outside [soc_min_pct, soc_max_pct] it bounds the missions it may override
 # and brings SOC back at this fraction of rating; it lets go this far inside the band
 SOC_RECOVERY_PU = 0.10
@@ -79,8 +80,25 @@ UNDERDAMPED_VREG_KI_PER_S, UNDERDAMPED_VREG_TAU_S = 107.0, 0.30
 # blackstart_overshoot: 50 ms "ramp", integral-only start-up regulator at 3x gain
 OVERSHOOT_RAMP_S, OVERSHOOT_KI_SCALE = 0.05, 1.5
 TRANSFER_GAP_DEFECT_S = 0.150     # island_transfer_gap: output ceases while it changes mode
-FAULT_KINDS = {"3ph": (0, 1, 2), "ag": (0,), "bg": (1,), "cg": (2,)}
+# faults at the PCC and the phases they involve: to ground (each faulted phase through R_f
+# to ground; "3ph" is three-phase to ground) or phase to phase (R_f between the two phases)
+FAULT_KINDS = {"3ph": (0, 1, 2), "ag": (0,), "bg": (1,), "cg": (2,),
+               "abg": (0, 1), "bcg": (1, 2), "cag": (2, 0),
+               "ab": (0, 1), "bc": (1, 2), "ca": (2, 0)}
+PHASE_TO_PHASE_FAULTS = {"ab": 0, "bc": 1, "ca": 2}    # its branch: P_G_AB + this
 MIN_FAULT_R_OHM = 1e-4      # a "bolted" fault still has a contact resistance
+# the grid simulator's frequency ramp: faster than this is a step for any PCS (a 5 Hz change
+# within 50 ms); grid codes ask for 0.5..5 Hz/s
+MAX_SOURCE_ROCOF_HZ_PER_S = 100.0
+# the T7 defects' elements (kernel_grid_events.py). trip_on_rocof: pickup and delay of a
+# RoCoF element set an order of magnitude below the rates 1547/2800 ask to ride through
+ROCOF_DEFECT_PICKUP_HZ_PER_S, ROCOF_DEFECT_DELAY_S = 0.25, 0.10
+# legacy_frequency_trip: fixed under/over-frequency element (offsets from nominal, s)
+LEGACY_FTRIP_UNDER_HZ, LEGACY_FTRIP_OVER_HZ, LEGACY_FTRIP_S = 0.7, 0.5, 0.16
+# pll_loses_lock_on_jump: the lock window (filtered normalised PLL error, sin 5 deg: a
+# 20 deg jump at the source takes a healthy PLL's filtered error to ~0.14) and the
+# cessation after the PLL relocks
+JUMP_DEFECT_ERR, JUMP_DEFECT_CEASE_S = math.sin(math.radians(5.0)), 1.0
 PYTHON_COMMANDS = ("dr_execute",)   # handled by the plant's supervisory layer, not the kernel
 DR_FINISH_FRACTION = 0.9    # a dispatch ramps so that it arrives at 90 % of dr_time_s
 DR_SLOW_TIMEBASE = 5.0      # dr_slow_response: the ramp limiter's clock runs 5x slow
@@ -149,6 +167,30 @@ class PcsConfig:
     ambient_c: float = 25.0
     temp_rise_rated_c: float = 35.0
     thermal_tau_s: float = 120.0
+    # the PCS's BMS limits shrink near the SOC ends (of its own SOC estimate): the discharge
+    # limit is rated above bms_discharge_full_soc_pct and tapers linearly to 0 at
+    # bms_discharge_zero_soc_pct; the charge limit likewise between the charge points
+    bms_discharge_zero_soc_pct: float = 0.0
+    bms_discharge_full_soc_pct: float = 10.0
+    bms_charge_full_soc_pct: float = 90.0
+    bms_charge_zero_soc_pct: float = 100.0
+
+
+def _default_ocv_curve() -> tuple[tuple[float, float], ...]:
+    # a lithium-ion string whose open-circuit voltage spans the PCS's DC window
+    # (750-1000 V): steep at the ends, a gentle slope in the middle
+    return ((0.0, 780.0), (5.0, 840.0), (10.0, 865.0), (50.0, 900.0), (90.0, 935.0),
+            (95.0, 950.0), (100.0, 985.0))
+
+
+@dataclass
+class BatteryConfig:
+    """The battery the DC source emulates in battery mode (Plant.set_dc_battery)."""
+
+    capacity_ah: float = 555.0          # ~500 kWh at 900 V, as PcsConfig.battery_capacity_wh
+    soc_pct: float = 50.0
+    r_internal_ohm: float = 0.05
+    ocv_curve: tuple[tuple[float, float], ...] = field(default_factory=_default_ocv_curve)
 
 
 @dataclass
@@ -157,6 +199,8 @@ class DcSourceConfig:
     current_limit_a: float = 400.0
     current_limit_neg_a: float = 400.0
     r_internal_ohm: float = 0.02
+    mode: str = "voltage"               # "voltage" | "battery" (Plant.set_dc_source)
+    battery: BatteryConfig = field(default_factory=BatteryConfig)
 
 
 @dataclass
@@ -281,12 +325,62 @@ def validate_config(config: PlantConfig) -> None:
     _require(p.vdc_min_v < p.vdc_max_v, "pcs.vdc_min_v must be below pcs.vdc_max_v")
     _require(0.0 <= p.soc_initial_pct <= 100.0, "pcs.soc_initial_pct must be within 0..100")
     _positive("dc_source.r_internal_ohm", config.dc_source.r_internal_ohm)
+    _require(config.dc_source.mode in DC_MODES,
+             f"dc_source.mode must be one of {DC_MODES}, got {config.dc_source.mode!r}")
+    _battery_checked(config.dc_source.battery, "dc_source.battery")
+    _bms_tapers(p)
     bench_impedance(g, p)
     if config.genset is not None:
         gen = config.genset.resolved()
         _require(gen.f_nom_hz == p.f_nom_hz,
                  f"genset.f_nom_hz {gen.f_nom_hz} differs from the bench's {p.f_nom_hz} Hz")
     check_defects(tuple(config.defects))
+
+
+def _ocv_curve(name: str, curve: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """An open-circuit-voltage curve: (soc_pct, v) points, SOC strictly increasing within
+    0..100, voltage positive and monotonic (never falling as SOC rises)."""
+    try:
+        pts = tuple((float(soc), float(v)) for soc, v in curve)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: needs (soc_pct, v) pairs, got {curve!r}") from None
+    _require(2 <= len(pts) <= k.MAX_OCV_POINTS,
+             f"{name}: 2..{k.MAX_OCV_POINTS} points, got {len(pts)}")
+    for soc, v in pts:
+        _require(math.isfinite(soc) and 0.0 <= soc <= 100.0,
+                 f"{name}: SOC {soc!r} % outside 0..100")
+        _require(math.isfinite(v) and v > 0.0, f"{name}: voltage {v!r} V at SOC {soc:g} % must be > 0")
+    for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
+        _require(s1 > s0, f"{name}: SOC points must increase, got {s0:g} % then {s1:g} %")
+        _require(v1 >= v0, f"{name}: not monotonic: {v0:g} V at {s0:g} % then {v1:g} V at {s1:g} %")
+    _require(pts[-1][1] > pts[0][1], f"{name}: flat curve ({pts[0][1]:g} V throughout); "
+                                     "a battery's OCV rises with its SOC")
+    return pts
+
+
+def _battery_checked(battery: "BatteryConfig", name: str = "battery") -> "BatteryConfig":
+    """A validated copy (ValueError naming the setting on anything impossible)."""
+    _require(isinstance(battery.capacity_ah, (int, float)) and math.isfinite(battery.capacity_ah)
+             and battery.capacity_ah > 0.0, f"{name}.capacity_ah must be > 0, got {battery.capacity_ah!r}")
+    _require(isinstance(battery.soc_pct, (int, float)) and math.isfinite(battery.soc_pct)
+             and 0.0 <= battery.soc_pct <= 100.0,
+             f"{name}.soc_pct must be within 0..100, got {battery.soc_pct!r}")
+    _require(isinstance(battery.r_internal_ohm, (int, float)) and math.isfinite(battery.r_internal_ohm)
+             and battery.r_internal_ohm > 0.0,
+             f"{name}.r_internal_ohm must be > 0 (no negative resistance; an ideal source is "
+             f"voltage mode), got {battery.r_internal_ohm!r}")
+    return BatteryConfig(float(battery.capacity_ah), float(battery.soc_pct),
+                         float(battery.r_internal_ohm), _ocv_curve(f"{name}.ocv_curve", battery.ocv_curve))
+
+
+def _bms_tapers(pcs: "PcsConfig") -> None:
+    points = (pcs.bms_discharge_zero_soc_pct, pcs.bms_discharge_full_soc_pct,
+              pcs.bms_charge_full_soc_pct, pcs.bms_charge_zero_soc_pct)
+    _require(all(math.isfinite(x) for x in points)
+             and 0.0 <= points[0] < points[1] <= points[2] < points[3] <= 100.0,
+             "BMS tapers need 0 <= pcs.bms_discharge_zero_soc_pct < bms_discharge_full_soc_pct "
+             "<= bms_charge_full_soc_pct < bms_charge_zero_soc_pct <= 100, got "
+             + ", ".join(f"{x:g}" for x in points))
 
 
 def _trip_points(name: str, points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -322,6 +416,9 @@ class Plant:
         self._callbacks: list[tuple[int, int, Callable[[Plant], None]]] = []
         self._seq = itertools.count()
         self._fault_g = [0.0, 0.0, 0.0]
+        self._fault_gpp = [0.0, 0.0, 0.0]      # phase-to-phase branches AB, BC, CA
+        # constant-impedance loads on the PCC bus by owner (set_load_bank's part): (P, QL, QC)
+        self._bank_parts: dict[str, tuple[float, float, float]] = {}
         # the grid simulator's programmable output impedance (weak-grid emulation), in
         # series with the bench impedance; zero until set_source_impedance()
         self._source_r_ohm = 0.0
@@ -357,7 +454,7 @@ class Plant:
         self._n_win = max(int(round(1.0 / (cfg.pcs.f_nom_hz * self.dt_s))), 1)
         self.state = np.zeros(k.N_STATE)
         self.params = np.zeros(k.N_PARAMS)
-        self._mats = np.zeros((3, k.NX, k.NX + k.NU))
+        self._mats = np.zeros((k.N_MATS, k.NX, k.NX + k.NU))
         self._ai_buf = np.zeros(max(int(round(MAX_CHUNK_S * self.sample_rate_hz)), 1) + 1)
         self._ai_profile: AiLoadProfile | None = None
         self._ai_t0_s = 0.0
@@ -387,11 +484,24 @@ class Plant:
         p[k.P_SRC_VA] = p[k.P_SRC_VB] = p[k.P_SRC_VC] = grid_v_ln
         p[k.P_SRC_PHA], p[k.P_SRC_PHB], p[k.P_SRC_PHC] = 0.0, -2 * math.pi / 3, 2 * math.pi / 3
         p[k.P_SRC_F] = g.f_nom_hz
+        self.state[k.S_SRC_F] = g.f_nom_hz
         dc = cfg.dc_source
         p[k.P_DC_V] = dc.voltage_v
         p[k.P_DC_ILIM_SRC] = dc.current_limit_a
         p[k.P_DC_ILIM_SINK] = dc.current_limit_neg_a
         p[k.P_DC_R] = dc.r_internal_ohm
+        self._dc_output_r_ohm = 0.0             # programmed output resistance (VOLT:RES)
+        self._battery = _battery_checked(dc.battery, "dc_source.battery")
+        self._write_battery()
+        self.state[k.S_BAT_SOC_PCT] = self.state[k.S_BAT_EST_PCT] = self._battery.soc_pct
+        p[k.P_DC_MODE] = k.DC_MODE_BATTERY if dc.mode == "battery" else k.DC_MODE_VOLTAGE
+        # the PCS's SOC estimate in voltage mode: its energy count against its capacity
+        p[k.P_SOC0_PCT] = pcs.soc_initial_pct
+        p[k.P_SOC_PCT_PER_J] = 100.0 / (pcs.battery_capacity_wh * 3600.0)
+        p[k.P_BMS_DIS_ZERO_PCT] = pcs.bms_discharge_zero_soc_pct
+        p[k.P_BMS_DIS_FULL_PCT] = pcs.bms_discharge_full_soc_pct
+        p[k.P_BMS_CHA_FULL_PCT] = pcs.bms_charge_full_soc_pct
+        p[k.P_BMS_CHA_ZERO_PCT] = pcs.bms_charge_zero_soc_pct
         p[k.P_CDC] = pcs.dc_link_c_f
         p[k.P_DC_BLEED_R] = 10.0 / pcs.dc_link_c_f      # 10 s bleed time constant
         p[k.P_VDC_MIN] = pcs.vdc_min_v
@@ -435,6 +545,7 @@ class Plant:
         p[k.P_TRANSFER_GAP_S] = TRANSFER_GAP_DEFECT_S if "island_transfer_gap" in self._defects else 0.0
         p[k.P_DEF_GEN_OSC] = float("genset_interaction_oscillation" in self._defects)
         p[k.P_SOC_DISCH_GAIN] = SOC_DRIFT_DISCHARGE_GAIN if "soc_drift" in self._defects else 1.0
+        self._init_grid_event_defects()
         p[k.P_SOC_SP_LO] = p[k.P_SOC_SM_LO] = -pcs.s_rated_va    # SOC manager: no bound yet
         p[k.P_SOC_SP_HI] = p[k.P_SOC_SM_HI] = pcs.s_rated_va
         if cfg.genset is not None:
@@ -454,6 +565,21 @@ class Plant:
         s[k.S_FW_HOLD_F] = pcs.f_nom_hz
         s[k.S_GEN_W] = w_nom
         s[k.S_VV_VF] = 1.0
+        self._init_bms_limits()
+
+    def _init_grid_event_defects(self) -> None:
+        """The elements of the T7 frequency / RoCoF / phase-jump defects (0: absent)."""
+        p, f_nom = self.params, self.config.pcs.f_nom_hz
+        if "trip_on_rocof" in self._defects:
+            p[k.P_DEF_ROCOF_TRIP] = ROCOF_DEFECT_PICKUP_HZ_PER_S
+            p[k.P_DEF_ROCOF_DELAY] = ROCOF_DEFECT_DELAY_S
+        if "legacy_frequency_trip" in self._defects:
+            p[k.P_DEF_FTRIP_LO] = f_nom - LEGACY_FTRIP_UNDER_HZ
+            p[k.P_DEF_FTRIP_HI] = f_nom + LEGACY_FTRIP_OVER_HZ
+            p[k.P_DEF_FTRIP_T] = LEGACY_FTRIP_S
+        if "pll_loses_lock_on_jump" in self._defects:
+            p[k.P_DEF_JUMP_ERR] = JUMP_DEFECT_ERR
+            p[k.P_DEF_JUMP_CEASE_S] = JUMP_DEFECT_CEASE_S
 
     def _init_genset_params(self, gen: GensetConfig) -> None:
         p = self.params
@@ -729,8 +855,8 @@ class Plant:
         _require(self._pcs_settings.control_mode == "GFL" and self.state[k.S_GFM] < 0.5,
                  "phasor mode models a grid-following PCS only; set control_mode GFL "
                  "(grid forming needs EMT)")
-        _require(len(set(self._fault_g)) == 1,
-                 "phasor mode is balanced: clear the single-phase fault first")
+        _require(len(set(self._fault_g)) == 1 and not any(self._fault_gpp),
+                 "phasor mode is balanced: clear the unbalanced fault first")
         m = max(int(round(dt_s / self.dt_s)), 1)
         if self.fidelity == "phasor":
             if m != self._ph_m:
@@ -921,6 +1047,29 @@ class Plant:
             text = f"AC overcurrent {a:.0f} A peak > {b:.0f} A"
             self._trip_reason = text
             self._log(t_s, "FAULT", text)
+        elif code == k.EV_LOCK_CEASE:
+            self._log(t_s, "PLL_LOCK", f"PLL out of its lock window (error {a:.3f}): current ceased")
+        elif code == k.EV_LOCK_RESUME:
+            self._log(t_s, "PLL_LOCK", "PLL locked again: current resumed")
+        elif code in (k.EV_BMS_LIMIT_ENTER, k.EV_BMS_LIMIT_EXIT):
+            self._log(t_s, "BMS_LIMIT", self._bms_limit_text(code == k.EV_BMS_LIMIT_ENTER, a, int(b), c))
+        elif code == k.EV_P_HOLD_ENTER:
+            self._log(t_s, "P_RAMP_HOLD", f"active-power ramp slowed by low PCC voltage "
+                                          f"(V1 {a:.3f} pu, P {b / 1e3:.1f} kW)")
+        elif code == k.EV_P_HOLD_EXIT:
+            self._log(t_s, "P_RAMP_HOLD", f"active-power ramp released (V1 {a:.3f} pu, "
+                                          f"P {b / 1e3:.1f} kW)")
+
+    def _bms_limit_text(self, entered: bool, soc_pct: float, kind: int, limit_w: float) -> str:
+        pcs = self.config.pcs
+        what = "discharge" if kind == k.BMS_DISCHARGE else "charge"
+        if not entered:
+            return f"{what} limit back to rated (SOC {soc_pct:.1f} %)"
+        taper = ((pcs.bms_discharge_full_soc_pct, pcs.bms_discharge_zero_soc_pct)
+                 if kind == k.BMS_DISCHARGE else
+                 (pcs.bms_charge_full_soc_pct, pcs.bms_charge_zero_soc_pct))
+        return (f"{what} limit shrinking: SOC {soc_pct:.1f} % (taper {taper[0]:g} -> "
+                f"{taper[1]:g} %), limit {limit_w / 1e3:.1f} kW")
 
     @staticmethod
     def _trip_text(kind: int, a: float, b: float) -> str:
@@ -940,23 +1089,54 @@ class Plant:
             return f"DC link overvoltage {a:.1f} V > {b:.1f} V"
         if kind == k.TRIP_AC_OV:
             return f"AC instantaneous overvoltage {a:.2f} pu peak"
+        if kind == k.TRIP_ROCOF:
+            return f"RoCoF protection {a:+.2f} Hz/s beyond {b:.2f} Hz/s"
+        if kind == k.TRIP_F_FIXED:
+            return f"frequency protection {a:.2f} Hz for {b:.2f} s"
         return "trip"
 
     # ------------------------------------------------------------------ grid simulator
     def set_source(self, *, output_on: bool | None = None,
                    v_ln_rms_v: Sequence[float] | float | None = None,
                    freq_hz: float | None = None,
-                   phase_deg: Sequence[float] | None = None) -> None:
-        """Program the grid simulator; validated as a whole, applied at the next step."""
+                   phase_deg: Sequence[float] | None = None,
+                   rocof_hz_per_s: float | None = None,
+                   freq_start_hz: float | None = None) -> None:
+        """Program the grid simulator; validated as a whole, applied at the next step.
+
+        freq_hz alone is a frequency step. With rocof_hz_per_s the frequency ramps from where
+        it is to freq_hz at that rate, inside the kernel (step by step, the source angle
+        integrating it, so the waveform stays continuous), then stays there; freq_start_hz
+        makes it step there first and ramp from it (a list point with START and END
+        frequencies). phase_deg: the
+        angle of each phase (A, B, C; nominal 0, -120, +120) against the source's own
+        rotation; changing it is a phase jump at the next step (a callback scheduled with
+        ``schedule`` puts it at an exact plant time)."""
         volts = _three("v_ln_rms_v", v_ln_rms_v) if v_ln_rms_v is not None else None
         if volts is not None:
             for v in volts:
                 _require(math.isfinite(v) and v >= 0.0,
                          f"source voltage must be >= 0 V (a sag cannot go below 0), got {v}")
         if freq_hz is not None:
-            _require(math.isfinite(freq_hz) and 1.0 <= freq_hz <= 1000.0,
+            _require(isinstance(freq_hz, (int, float)) and math.isfinite(freq_hz)
+                     and 1.0 <= freq_hz <= 1000.0,
                      f"source frequency must be within 1..1000 Hz, got {freq_hz}")
+        if rocof_hz_per_s is not None:
+            _require(freq_hz is not None,
+                     "a frequency ramp needs the target freq_hz it ramps to (rocof_hz_per_s alone)")
+            _require(isinstance(rocof_hz_per_s, (int, float)) and math.isfinite(rocof_hz_per_s)
+                     and 0.0 < rocof_hz_per_s <= MAX_SOURCE_ROCOF_HZ_PER_S,
+                     f"source RoCoF must be > 0 and at most {MAX_SOURCE_ROCOF_HZ_PER_S:g} Hz/s "
+                     f"(faster is a step: leave rocof_hz_per_s out), got {rocof_hz_per_s!r} Hz/s")
+        if freq_start_hz is not None:
+            _require(rocof_hz_per_s is not None, "freq_start_hz is the start of a ramp: give rocof_hz_per_s")
+            _require(isinstance(freq_start_hz, (int, float)) and math.isfinite(freq_start_hz)
+                     and 1.0 <= freq_start_hz <= 1000.0,
+                     f"ramp start frequency must be within 1..1000 Hz, got {freq_start_hz}")
         angles = _three("phase_deg", phase_deg) if phase_deg is not None else None
+        if angles is not None:
+            for angle in angles:
+                _require(math.isfinite(angle), f"source phase angle must be finite, got {angle!r} deg")
         p = self.params
         if output_on is not None:
             p[k.P_SRC_ON] = float(bool(output_on))
@@ -964,8 +1144,15 @@ class Plant:
             p[k.P_SRC_VA], p[k.P_SRC_VB], p[k.P_SRC_VC] = volts
         if freq_hz is not None:
             p[k.P_SRC_F] = freq_hz
+            p[k.P_SRC_ROCOF] = float(rocof_hz_per_s) if rocof_hz_per_s is not None else 0.0
+            if freq_start_hz is not None:
+                self.state[k.S_SRC_F] = float(freq_start_hz)
         if angles is not None:
             p[k.P_SRC_PHA], p[k.P_SRC_PHB], p[k.P_SRC_PHC] = (math.radians(x) for x in angles)
+
+    def source_frequency_hz(self) -> float:
+        """The source's present frequency (where a ramp has got to)."""
+        return float(self.state[k.S_SRC_F])
 
     def set_source_impedance(self, r_ohm: float, l_h: float) -> None:
         """Program the grid simulator's output impedance (per phase, series R-L).
@@ -1008,34 +1195,58 @@ class Plant:
         return {"v_ln_rms_v": [math.sqrt(m(k.A_E2 + i)) for i in range(3)],
                 "i_rms_a": [math.sqrt(m(k.A_IG2 + i)) for i in range(3)],
                 "p_w": m(k.A_P_SRC), "q_var": m(k.A_Q_SRC),
-                "freq_hz": m(k.A_F_SRC) if self._meas[k.M_VALID] else float(self.params[k.P_SRC_F])}
+                "freq_hz": m(k.A_F_SRC) if self._meas[k.M_VALID] else self.source_frequency_hz()}
 
     # ------------------------------------------------------------------ faults (bench helper)
     def apply_fault(self, kind: str, r_ohm: float = 0.0) -> None:
-        """Phase-to-ground fault at the PCC: kind "3ph" (all phases), "ag", "bg" or "cg"."""
+        """Fault at the PCC, replacing any fault applied before: to ground "3ph", "ag", "bg",
+        "cg", two-phase to ground "abg", "bcg", "cag" (each faulted phase through r_ohm to
+        ground), or phase to phase "ab", "bc", "ca" (r_ohm between the two phases, which
+        couples them: the network is then solved as one three-phase system)."""
         _require(kind in FAULT_KINDS, f"fault kind must be one of {sorted(FAULT_KINDS)}, got {kind!r}")
         _require(self.fidelity == "emt" or kind == "3ph",
                  f"phasor mode is balanced: a {kind!r} fault needs EMT (set_fidelity('emt'))")
-        _require(math.isfinite(r_ohm) and r_ohm >= 0.0, f"fault resistance must be >= 0, got {r_ohm}")
+        _require(isinstance(r_ohm, (int, float)) and math.isfinite(r_ohm) and r_ohm >= 0.0,
+                 f"fault resistance must be >= 0, got {r_ohm}")
         g = 1.0 / max(r_ohm, MIN_FAULT_R_OHM)
-        self._fault_g = [g if ph in FAULT_KINDS[kind] else 0.0 for ph in range(3)]
+        if kind in PHASE_TO_PHASE_FAULTS:
+            self._fault_g = [0.0, 0.0, 0.0]
+            self._fault_gpp = [g if i == PHASE_TO_PHASE_FAULTS[kind] else 0.0 for i in range(3)]
+        else:
+            self._fault_g = [g if ph in FAULT_KINDS[kind] else 0.0 for ph in range(3)]
+            self._fault_gpp = [0.0, 0.0, 0.0]
         self._write_shunts()
 
     def clear_fault(self) -> None:
         self._fault_g = [0.0, 0.0, 0.0]
+        self._fault_gpp = [0.0, 0.0, 0.0]
         self._write_shunts()
 
     def _write_shunts(self) -> None:
         self.params[k.P_G_A], self.params[k.P_G_B], self.params[k.P_G_C] = self._fault_g
+        self.params[k.P_G_AB], self.params[k.P_G_BC], self.params[k.P_G_CA] = self._fault_gpp
 
     # ------------------------------------------------------------------ DC source
     def set_dc_source(self, *, output_on: bool | None = None, voltage_v: float | None = None,
                       current_limit_a: float | None = None,
-                      current_limit_neg_a: float | None = None) -> None:
+                      current_limit_neg_a: float | None = None,
+                      output_resistance_ohm: float | None = None,
+                      mode: str | None = None) -> None:
+        """Program the DC source; validated as a whole, applied at the next step.
+
+        ``mode`` "voltage": the source holds ``voltage_v`` behind its own output resistance
+        (DcSourceConfig.r_internal_ohm) plus a programmed ``output_resistance_ohm`` (a
+        supply's output-resistance setting). "battery": it emulates the battery of
+        set_dc_battery(): OCV(SOC) behind the battery's internal resistance, SOC by coulomb
+        count; ``voltage_v`` is then unused. The current limits apply in both modes.
+        Entering battery mode re-synchronises the PCS's SOC estimate with the battery's
+        (its BMS reads the battery as it is connected)."""
         for name, val in (("voltage_v", voltage_v), ("current_limit_a", current_limit_a),
-                          ("current_limit_neg_a", current_limit_neg_a)):
+                          ("current_limit_neg_a", current_limit_neg_a),
+                          ("output_resistance_ohm", output_resistance_ohm)):
             if val is not None:
                 _require(math.isfinite(val) and val >= 0.0, f"DC source {name} must be >= 0, got {val}")
+        _require(mode is None or mode in DC_MODES, f"DC source mode must be one of {DC_MODES}, got {mode!r}")
         p = self.params
         if output_on is not None:
             p[k.P_DC_ON] = float(bool(output_on))
@@ -1045,20 +1256,91 @@ class Plant:
             p[k.P_DC_ILIM_SRC] = current_limit_a
         if current_limit_neg_a is not None:
             p[k.P_DC_ILIM_SINK] = current_limit_neg_a
+        if output_resistance_ohm is not None:
+            self._dc_output_r_ohm = float(output_resistance_ohm)
+            p[k.P_DC_R] = self.config.dc_source.r_internal_ohm + self._dc_output_r_ohm
+        if mode is not None and mode != self.dc_mode:
+            if mode == "battery":
+                self.state[k.S_BAT_EST_PCT] = self.state[k.S_BAT_SOC_PCT]
+            p[k.P_DC_MODE] = k.DC_MODE_BATTERY if mode == "battery" else k.DC_MODE_VOLTAGE
+            self._init_bms_limits()
+            self._log(self.t_s, "DC_SOURCE", f"{mode} mode" + (
+                f", battery SOC {self._emulated_soc_pct():.1f} %" if mode == "battery" else ""))
+
+    @property
+    def dc_mode(self) -> str:
+        return "battery" if self.params[k.P_DC_MODE] > 0.5 else "voltage"
+
+    def set_dc_battery(self, *, capacity_ah: float | None = None, soc_pct: float | None = None,
+                       r_internal_ohm: float | None = None,
+                       ocv_curve: Sequence[tuple[float, float]] | None = None) -> None:
+        """Program the battery that battery mode emulates (any subset; validated as a whole,
+        nothing applied if anything is refused). ``ocv_curve``: (soc_pct, v) points, SOC
+        increasing within 0..100 and voltage monotonic. Setting ``soc_pct`` sets the
+        battery's charge and re-synchronises the PCS's estimate with it."""
+        b = self._battery
+        battery = _battery_checked(BatteryConfig(
+            b.capacity_ah if capacity_ah is None else capacity_ah,
+            b.soc_pct if soc_pct is None else soc_pct,
+            b.r_internal_ohm if r_internal_ohm is None else r_internal_ohm,
+            b.ocv_curve if ocv_curve is None else ocv_curve))
+        self._battery = battery
+        self._write_battery()
+        if soc_pct is not None:
+            self.state[k.S_BAT_SOC_PCT] = self.state[k.S_BAT_EST_PCT] = battery.soc_pct
+            self._init_bms_limits()
+        self._log(self.t_s, "DC_BATTERY",
+                  f"{battery.capacity_ah:g} Ah, R {battery.r_internal_ohm:g} ohm, OCV "
+                  f"{battery.ocv_curve[0][1]:g}..{battery.ocv_curve[-1][1]:g} V, SOC "
+                  f"{self._emulated_soc_pct():.1f} %")
+
+    def dc_battery(self) -> BatteryConfig:
+        """The emulated battery as programmed, with its present SOC."""
+        b = self._battery
+        return BatteryConfig(b.capacity_ah, self._emulated_soc_pct(), b.r_internal_ohm, b.ocv_curve)
+
+    def _emulated_soc_pct(self) -> float:
+        """The emulated battery's SOC (it keeps its charge while the source is in voltage mode)."""
+        return float(min(max(self.state[k.S_BAT_SOC_PCT], 0.0), 100.0))
+
+    def _write_battery(self) -> None:
+        p, b = self.params, self._battery
+        p[k.P_BAT_R] = b.r_internal_ohm
+        p[k.P_BAT_CAP_C] = b.capacity_ah * 3600.0
+        p[k.P_BAT_N_OCV] = len(b.ocv_curve)
+        for i, (soc, v) in enumerate(b.ocv_curve):
+            p[k.P_BAT_OCV_SOC + i], p[k.P_BAT_OCV_V + i] = soc, v
+
+    def _init_bms_limits(self) -> None:
+        """The PCS's BMS limits for its present SOC estimate (also between steps, so the
+        first step after a change already obeys them); taper entries go to the event log."""
+        k.update_bms_limits(self.state, self.params, self._events, self.t_s)
 
     def dc_source_measurements(self) -> dict:
+        """The DC source at its terminals (cycle averages): voltage_v, current_a (> 0
+        delivered: the PCS discharges), power_w; mode ("voltage" | "battery") and, in
+        battery mode, the emulated battery's soc_pct and ocv_v (None in voltage mode)."""
         m = self._avg
+        battery = self.dc_mode == "battery"
+        soc = self._emulated_soc_pct() if battery else None
         return {"voltage_v": m(k.A_VDC) if self._meas[k.M_VALID] else float(self.state[k.S_VDC]),
-                "current_a": m(k.A_IDC_SRC), "power_w": m(k.A_VDC) * m(k.A_IDC_SRC)}
+                "current_a": m(k.A_IDC_SRC), "power_w": m(k.A_VDC) * m(k.A_IDC_SRC),
+                "mode": self.dc_mode, "soc_pct": soc,
+                "ocv_v": float(k.battery_ocv_v(self.params, self.state[k.S_BAT_SOC_PCT])) if battery else None}
 
     # ------------------------------------------------------------------ loads on the PCC bus
     def set_load_bank(self, p_w: float = 0.0, q_inductive_var: float = 0.0,
-                      q_capacitive_var: float = 0.0) -> None:
+                      q_capacitive_var: float = 0.0, *, part: str = "bank") -> None:
         """RLC load bank as constant-impedance branches sized at nominal voltage (three-phase
-        totals); switched in at the next step, as the bank's contactors do."""
+        totals); switched in at the next step, as the bank's contactors do. Several such loads
+        may hang on the bus (an AC load in constant-resistance mode, a passive RLC bank): each
+        sets its own ``part`` and the bus draws their parallel sum."""
         for name, val in (("p_w", p_w), ("q_inductive_var", q_inductive_var),
                           ("q_capacitive_var", q_capacitive_var)):
             _require(math.isfinite(val) and val >= 0.0, f"load bank {name} must be >= 0, got {val}")
+        self._bank_parts[part] = (p_w, q_inductive_var, q_capacitive_var)
+        # parallel constant impedances at nominal voltage: their powers add
+        p_w, q_inductive_var, q_capacitive_var = (sum(v) for v in zip(*self._bank_parts.values()))
         v_ln = self.config.grid.v_ll_nom_v / math.sqrt(3.0)
         w_nom = 2.0 * math.pi * self.config.grid.f_nom_hz
         p = self.params
@@ -1217,6 +1499,9 @@ class Plant:
             "vdc_v": m(k.A_VDC),
             "idc_a": m(k.A_IDC_PCS),
             "soc_pct": self._soc_pct(state),
+            # the BMS limits (they shrink near the SOC ends): what the PCS may discharge / charge
+            "p_discharge_max_w": float(state[k.S_BMS_DIS_W]),
+            "p_charge_max_w": float(state[k.S_BMS_CHA_W]),
             "temperature_c": float(state[k.S_TEMP_C]),
             "current_limited": bool(state[k.S_LIM] > 0.5),
             "ride_through_active": bool(state[k.S_RT] > 0.5),
@@ -1256,14 +1541,16 @@ class Plant:
         return self._avg(k.A_Q_PCS)
 
     def _soc_pct(self, state: np.ndarray | None = None) -> float:
+        """The PCS's SOC estimate (its BMS's count; what it reports and limits by)."""
         state = self.state if state is None else state
-        pcs = self.config.pcs
-        used_pct = state[k.S_EDC_EST_J] / (pcs.battery_capacity_wh * 3600.0) * 100.0
-        return float(min(max(pcs.soc_initial_pct - used_pct, 0.0), 100.0))
+        return float(k.pcs_soc_estimate_pct(state, self.params))
 
     def battery_soc_pct(self) -> float:
-        """The battery's true SOC (coulomb count of the DC energy); the PCS reports its
-        own estimate (telemetry soc_pct), which the soc_drift defect corrupts."""
+        """The battery's true SOC: in battery mode the emulated battery's coulomb count; in
+        voltage mode the count of the DC energy against PcsConfig.battery_capacity_wh. The
+        PCS reports its own estimate (telemetry soc_pct), which the soc_drift defect corrupts."""
+        if self.dc_mode == "battery":
+            return self._emulated_soc_pct()
         pcs = self.config.pcs
         used_pct = self.state[k.S_EDC_J] / (pcs.battery_capacity_wh * 3600.0) * 100.0
         return float(min(max(pcs.soc_initial_pct - used_pct, 0.0), 100.0))

@@ -24,6 +24,18 @@ so this twin assumes, and states here for a check against the manual on a real u
   output on and take effect at once while the state is ON;
 - while ON, the plant's source impedance (`Plant.set_source_impedance`) is the programmed
   R-L, in series with the bench's own wiring impedance; OFF removes it (the values are kept).
+
+Frequency ramps and phase jumps in a list (`LIST:FREQuency:SLEW`, `LIST:PHASe`, with
+`FREQuency:SLEW:MODE LIST` and `PHASe:MODE LIST`): the headers are those of the list
+subsystem in the AMETEK Sequoia manual (section 4.21) and the HP/Agilent 6811B tree; the MX
+page was not found, so this twin assumes, as the driver's notes do:
+- a list point's frequency moves from where the output is to its LIST:FREQ value at its
+  slew (Hz/s, 0.001 to `MxRatings.freq_slew_max_hz_per_s`; MAX is that maximum) and holds;
+  a slew at or above the plant's fastest ramp is a step;
+- LIST:PHASe is written per phase (the phase chosen with INST:NSEL, as PHAS is), in PHAS's
+  convention (0-360 deg); in a list, phase A may move too (against the internal reference),
+  so a shift of all three is a positive-sequence jump; the angles apply at the point's start;
+- a function whose mode is FIXed keeps its immediate value through the list.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from bench.sim.plant import MAX_SOURCE_ROCOF_HZ_PER_S
 from bench.sim.scpi.server import (
     Call,
     CommandTable,
@@ -66,6 +79,7 @@ class MxRatings:
     dwell_max_s: float = 1.0e5
     impedance_real_max_ohm: float = 1.0     # programmable output impedance, resistive part
     impedance_reactive_max_mh: float = 1.0  # inductive part
+    freq_slew_max_hz_per_s: float = 1.0e4   # LIST:FREQ:SLEW range top (MAX): a step
 
 
 # phase angles of A, B, C (manual convention: angles of B and C relative to A, 0..360)
@@ -78,6 +92,7 @@ class PhaseProgram:
     phase_deg: float = 0.0
     current_limit_a: float = 500.0
     voltage_list_v: list[float] = field(default_factory=list)
+    phase_list_deg: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -86,9 +101,12 @@ class ListTransient:
 
     dwell_s: list[float] = field(default_factory=list)
     freq_hz: list[float] = field(default_factory=list)
+    freq_slew_hz_per_s: list[float] = field(default_factory=list)
     count: int = 1
     voltage_mode: str = "FIXED"  # FIXED | LIST
     freq_mode: str = "FIXED"
+    freq_slew_mode: str = "FIXED"
+    phase_mode: str = "FIXED"
     trigger_source: str = "IMMEDIATE"  # IMMEDIATE | BUS | EXTERNAL | SYNC
 
 
@@ -189,6 +207,17 @@ class AmetekMx(ScpiInstrument):
         t.add("[SOURce:]LIST:FREQuency[:LEVel]", set=self._set_freq_list,
               query=lambda c: _nr3_list(self.list.freq_hz))
         t.add("[SOURce:]LIST:FREQuency:POINts", query=lambda c: str(len(self.list.freq_hz)))
+        t.add("[SOURce:]LIST:FREQuency:SLEW", set=self._set_freq_slew_list,
+              query=lambda c: _nr3_list(self.list.freq_slew_hz_per_s))
+        t.add("[SOURce:]LIST:FREQuency:SLEW:POINts", query=lambda c: str(len(self.list.freq_slew_hz_per_s)))
+        t.add("[SOURce:]LIST:PHASe", set=self._set_phase_list,
+              query=lambda c: _nr3_list(self.phases[self.selected_phase].phase_list_deg))
+        t.add("[SOURce:]LIST:PHASe:POINts",
+              query=lambda c: str(len(self.phases[self.selected_phase].phase_list_deg)))
+        t.add("[SOURce:]FREQuency:SLEW:MODE", set=lambda c: self._set_fixed_or_list(c, "freq_slew_mode"),
+              query=lambda c: self.list.freq_slew_mode[:4])
+        t.add("[SOURce:]PHASe:MODE", set=lambda c: self._set_fixed_or_list(c, "phase_mode"),
+              query=lambda c: self.list.phase_mode[:4])
         t.add("[SOURce:]LIST:COUNt", set=self._set_list_count, query=lambda c: str(self.list.count))
 
         t.add("TRIGger:TRANsient:SOURce", set=self._set_trigger_source,
@@ -326,6 +355,20 @@ class AmetekMx(ScpiInstrument):
         self._check_list_length(values)
         self.list.freq_hz = values
 
+    def _set_freq_slew_list(self, c: Call) -> None:
+        values = c.numbers(low=0.001, high=self.ratings.freq_slew_max_hz_per_s)   # Hz/s, MAX: a step
+        self._check_list_length(values)
+        self.list.freq_slew_hz_per_s = values
+
+    def _set_phase_list(self, c: Call) -> None:
+        # the phase chosen with INST:NSEL, as PHAS (coupling does not spread angles)
+        values = [v % 360.0 for v in c.numbers(unit="DEG", low=-360.0, high=360.0)]
+        self._check_list_length(values)
+        self.phases[self.selected_phase].phase_list_deg = values
+
+    def _set_fixed_or_list(self, c: Call, attribute: str) -> None:
+        setattr(self.list, attribute, c.choice(("FIXed", "LIST")))
+
     def _check_list_length(self, values: list[float]) -> None:
         if len(values) > self.ratings.list_points_max:
             raise data_out_of_range(f"{len(values)} list points (max {self.ratings.list_points_max})")
@@ -352,12 +395,15 @@ class AmetekMx(ScpiInstrument):
             raise settings_conflict("trigger source is not BUS")
         self._start_list()
 
-    def _segments(self) -> list[tuple[float, list[float], float]]:
-        """(dwell_s, v_ln per phase, freq_hz) per list point; a 1-point list is implied
-        at every point, as the manual allows; other length mismatches are refused."""
+    def _segments(self) -> list[tuple[float, list[float], float, float | None, list[float] | None]]:
+        """(dwell_s, v_ln per phase, freq_hz, freq slew (Hz/s, None: a step), phase angles
+        (None: the immediate ones)) per list point; a 1-point list is implied at every
+        point, as the manual allows; other length mismatches are refused."""
         voltage_listed = self.list.voltage_mode == "LIST"
         freq_listed = self.list.freq_mode == "LIST"
-        if not (voltage_listed or freq_listed):
+        slew_listed = self.list.freq_slew_mode == "LIST"
+        phase_listed = self.list.phase_mode == "LIST"
+        if not (voltage_listed or freq_listed or phase_listed):
             raise settings_conflict("no function in LIST mode")
         dwell = self.list.dwell_s
         lists = [dwell]
@@ -365,6 +411,10 @@ class AmetekMx(ScpiInstrument):
             lists += [self.phases[p].voltage_list_v for p in PHASES]
         if freq_listed:
             lists.append(self.list.freq_hz)
+        if slew_listed:
+            lists.append(self.list.freq_slew_hz_per_s)
+        if phase_listed:
+            lists += [self.phases[p].phase_list_deg for p in PHASES]
         if any(len(values) == 0 for values in lists):
             raise settings_conflict("empty list")
         points = max(len(values) for values in lists)
@@ -379,7 +429,11 @@ class AmetekMx(ScpiInstrument):
             volts = [at(self.phases[p].voltage_list_v, k) if voltage_listed else self.phases[p].voltage_v
                      for p in PHASES]
             freq = at(self.list.freq_hz, k) if freq_listed else self.freq_hz
-            segments.append((at(dwell, k), volts, freq))
+            slew = at(self.list.freq_slew_hz_per_s, k) if slew_listed else None
+            if slew is not None and slew >= MAX_SOURCE_ROCOF_HZ_PER_S:
+                slew = None                       # faster than any ramp: a step
+            angles = [at(self.phases[p].phase_list_deg, k) for p in PHASES] if phase_listed else None
+            segments.append((at(dwell, k), volts, freq, slew, angles))
         return segments
 
     def _start_list(self) -> None:
@@ -389,12 +443,13 @@ class AmetekMx(ScpiInstrument):
         self._generation += 1
         generation = self._generation
         offset_s = 0.0
-        for index, (dwell_s, volts, freq_hz) in enumerate(segments):
+        for index, (dwell_s, volts, freq_hz, slew, angles) in enumerate(segments):
             if index == 0:
-                self._apply_segment(generation, volts, freq_hz)
+                self._apply_segment(generation, volts, freq_hz, slew, angles)
             else:
                 self.plant.schedule(start_s + offset_s,
-                                    lambda _plant, v=volts, f=freq_hz: self._apply_segment(generation, v, f))
+                                    lambda _plant, v=volts, f=freq_hz, r=slew, a=angles:
+                                    self._apply_segment(generation, v, f, r, a))
             if self.trigger_output_source == "LIST":
                 self._pulse_trigger_output_at(start_s + offset_s, generation)
             offset_s += dwell_s
@@ -416,10 +471,12 @@ class AmetekMx(ScpiInstrument):
         for listener in self.trigger_output_listeners:
             listener(t_s)
 
-    def _apply_segment(self, generation: int, volts: list[float], freq_hz: float) -> None:
+    def _apply_segment(self, generation: int, volts: list[float], freq_hz: float,
+                       slew_hz_per_s: float | None = None, angles_deg: list[float] | None = None) -> None:
         if generation != self._generation:
             return  # aborted or superseded
-        self.plant.set_source(v_ln_rms_v=volts, freq_hz=freq_hz)
+        self.plant.set_source(v_ln_rms_v=volts, freq_hz=freq_hz, rocof_hz_per_s=slew_hz_per_s,
+                              phase_deg=angles_deg)
 
     def _finish_list(self, generation: int) -> None:
         if generation != self._generation:

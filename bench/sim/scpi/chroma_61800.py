@@ -18,11 +18,18 @@ whose manuals the drivers cite) and the bench's reference notes:
   sequences; TRIG ON starts the list, TRIG OFF stops it.
 Assumed here (to cross-check against the 61800 manual on a real unit):
 - a sequence ramps linearly from its START to its END values over its dwell (START = END:
-  a step); `LIST:COUNt 0` repeats until `TRIG OFF`; after the list the output holds the
-  last sequence's END values until the next FIXED-mode setting or `TRIG OFF`;
+  a step): the frequency as one continuous ramp of the plant's source (phase-continuous,
+  at the rate END - START over the dwell), the voltage in 1 ms steps; `LIST:COUNt 0`
+  repeats until `TRIG OFF`; after the list the output holds the last sequence's END values
+  until the next FIXED-mode setting or `TRIG OFF`;
+- `LIST:DEGRee` (0-359.9 deg, one value per sequence) is the angle of the phase during
+  that sequence against its fixed-mode position (0, -P12, -P13), applied at the sequence's
+  start: a jump where it changes. The driver assumes the same; neither could check it;
+- per-phase lists: written with `LIST:COUPling NONE` or `INSTrument:COUPle NONE`, each to
+  the phase chosen with `INSTrument:NSELect` (the driver uses the latter, as for its
+  fixed-mode settings);
 - `TRIG?` answers ON while a list runs and OFF once it has ended;
-- `LIST:BASE CYCLE` and waveform B are refused (not simulated); `LIST:DEGRee` is stored
-  (the plant applies a sequence at its step time, not at a phase angle);
+- `LIST:BASE CYCLE` and waveform B are refused (not simulated);
 - `OUTPut:SLEW:VOLTage:AC 0` means no slew limit (a step); a positive slew ramps
   steady-state voltage changes; output relay open after *RST (the output terminals are
   live only with `OUTPut:RELay ON` and `OUTPut:STATe ON`);
@@ -43,6 +50,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
+from bench.sim.plant import MAX_SOURCE_ROCOF_HZ_PER_S
 from bench.sim.scpi.server import (
     Call,
     CommandTable,
@@ -56,7 +64,7 @@ if TYPE_CHECKING:
     from bench.sim.plant import Plant
 
 PHASES = (1, 2, 3)
-RAMP_STEP_S = 1e-3  # a START→END ramp (or a slewed step) is laid out in 1 ms plant-time steps
+RAMP_STEP_S = 1e-3  # a START→END voltage ramp (or a slewed step) is laid out in 1 ms plant-time steps
 
 
 @dataclass(frozen=True)
@@ -297,11 +305,15 @@ class Chroma61800(ScpiInstrument):
         return format_nr3(values[quantity])
 
     # --- LIST mode ---------------------------------------------------------------------
+    def _lists_coupled(self) -> bool:
+        # per-phase lists under LIST:COUPling NONE or INSTrument:COUPle NONE (module notes)
+        return self.lists[1].coupling == "ALL" and self.coupled
+
     def _list(self) -> ListProgram:
-        return self.lists[1 if self.lists[1].coupling == "ALL" else self.selected_phase]
+        return self.lists[1 if self._lists_coupled() else self.selected_phase]
 
     def _list_targets(self) -> tuple[int, ...]:
-        return PHASES if self.lists[1].coupling == "ALL" else (self.selected_phase,)
+        return PHASES if self._lists_coupled() else (self.selected_phase,)
 
     def _set_list_coupling(self, c: Call) -> None:
         coupling = c.choice(("ALL", "NONE"))
@@ -346,8 +358,9 @@ class Chroma61800(ScpiInstrument):
         else:
             self._stop_list()
 
-    def _sequences(self) -> list[tuple[float, list[float], list[float], float, float]]:
-        """(dwell_s, start volts per phase, end volts per phase, start Hz, end Hz) per sequence."""
+    def _sequences(self) -> list[tuple[float, list[float], list[float], float, float, list[float] | None]]:
+        """(dwell_s, start volts per phase, end volts per phase, start Hz, end Hz, phase
+        angles per phase or None) per sequence."""
         programs = [self.lists[p] for p in PHASES]
         lengths = {len(program.dwell_ms) for program in programs}
         if lengths == {0}:
@@ -364,7 +377,10 @@ class Chroma61800(ScpiInstrument):
             except IndexError:
                 raise settings_conflict(f"list sequence {k + 1} is not fully programmed "
                                         "(DWELl, VOLTage:AC:STARt/END, FREQuency:STARt/END)") from None
-            sequences.append((dwell_s, start_v, end_v, start_hz, end_hz))
+            # LIST:DEGRee: a phase without one for this sequence stays where it is (0)
+            degrees = [prog.degree[k] if k < len(prog.degree) else 0.0 for prog in programs]
+            sequences.append((dwell_s, start_v, end_v, start_hz, end_hz,
+                              degrees if any(degrees) else None))
         return sequences
 
     def _start_list(self) -> None:
@@ -380,8 +396,9 @@ class Chroma61800(ScpiInstrument):
     def _schedule_pass(self, start_s: float, sequences: list, remaining: int, generation: int) -> None:
         """One pass through the list; COUNt 0 repeats until TRIG OFF."""
         offset_s = 0.0
-        for dwell_s, start_v, end_v, start_hz, end_hz in sequences:
-            self._schedule_ramp(start_s + offset_s, dwell_s, start_v, end_v, start_hz, end_hz, generation)
+        for dwell_s, start_v, end_v, start_hz, end_hz, degrees in sequences:
+            self._schedule_ramp(start_s + offset_s, dwell_s, start_v, end_v, start_hz, end_hz, generation,
+                                self._list_angles_deg(degrees))
             offset_s += dwell_s
         end_s = start_s + offset_s
         if remaining == 1:
@@ -391,24 +408,47 @@ class Chroma61800(ScpiInstrument):
             self.plant.schedule(end_s, lambda _plant: self._schedule_pass(end_s, sequences, next_remaining,
                                                                           generation))
 
+    def _list_angles_deg(self, degrees: list[float] | None) -> list[float]:
+        """The phase angles a sequence applies: the fixed-mode ones plus its LIST:DEGRee."""
+        fixed = self._angles_deg()
+        if degrees is None:
+            return fixed
+        return [a + d for a, d in zip(fixed, degrees)]
+
     def _schedule_ramp(self, t0_s: float, duration_s: float, start_v: list[float], end_v: list[float],
-                       start_hz: float | None, end_hz: float | None, generation: int) -> None:
-        """START at t0, then straight-line steps of RAMP_STEP_S, END at t0 + duration (a
-        sequence with START = END is a single step held over its dwell)."""
-        changes = start_v != end_v or start_hz != end_hz
-        steps = max(1, int(round(duration_s / RAMP_STEP_S))) if changes else 1
-        for k in range(steps):
+                       start_hz: float | None, end_hz: float | None, generation: int,
+                       angles_deg: list[float] | None = None) -> None:
+        """At t0 the START values (and the sequence's phase angles); a frequency ramp runs on
+        the plant's source from START to END over the duration; the voltage goes in straight
+        1 ms steps to END at t0 + duration (a sequence with START = END is one step held)."""
+        volts_change = start_v != end_v
+        rocof = None
+        if start_hz is not None and end_hz is not None and start_hz != end_hz:
+            rocof = abs(end_hz - start_hz) / duration_s if duration_s > 0.0 else None
+            if rocof is not None and rocof >= MAX_SOURCE_ROCOF_HZ_PER_S:
+                rocof = None                       # faster than any ramp: a step to END
+        self._apply_at(t0_s, list(start_v), start_hz, end_hz, rocof, angles_deg, generation)
+        if not volts_change:
+            return
+        steps = max(1, int(round(duration_s / RAMP_STEP_S)))
+        for k in range(1, steps):
             fraction = k / steps
             volts = [a + (b - a) * fraction for a, b in zip(start_v, end_v)]
-            freq = None if start_hz is None or end_hz is None else start_hz + (end_hz - start_hz) * fraction
-            self._apply_at(t0_s + k * duration_s / steps, volts, freq, generation)
-        if changes:
-            self._apply_at(t0_s + duration_s, list(end_v), end_hz, generation)
+            self._apply_at(t0_s + k * duration_s / steps, volts, None, None, None, None, generation)
+        self._apply_at(t0_s + duration_s, list(end_v), None, None, None, None, generation)
 
-    def _apply_at(self, t_s: float, volts: list[float], freq_hz: float | None, generation: int) -> None:
+    def _apply_at(self, t_s: float, volts: list[float], start_hz: float | None, end_hz: float | None,
+                  rocof_hz_per_s: float | None, angles_deg: list[float] | None, generation: int) -> None:
         def apply(_plant=None) -> None:
-            if generation == self._generation:
-                self._set_volts(volts, freq_hz)
+            if generation != self._generation:
+                return
+            self._applied_v = dict(zip(PHASES, volts))
+            if rocof_hz_per_s is not None:
+                self.plant.set_source(v_ln_rms_v=volts, freq_hz=end_hz, freq_start_hz=start_hz,
+                                      rocof_hz_per_s=rocof_hz_per_s, phase_deg=angles_deg)
+            else:
+                freq = end_hz if end_hz is not None else start_hz
+                self.plant.set_source(v_ln_rms_v=volts, freq_hz=freq, phase_deg=angles_deg)
         if t_s <= self.plant.t_s:
             apply()
         else:

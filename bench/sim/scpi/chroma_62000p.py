@@ -21,6 +21,12 @@ that; the stretch is the bench's, like the RP7900 twin's ten units). The 62000P 
 source only (the 62000D models are the bidirectional ones): the twin gives the plant no
 sink current, so a PCS charging from this supply raises the DC link until something
 trips, as it would on a real bench without a parallel load.
+
+A bidirectional 62000D is the same twin with a sink rating (``Chroma62000PRatings.
+sink_current_a`` > 0 and a "D" model): then the current setting's span may reach below
+zero, ``SOURce:CURRent:LIMit:LOW -x`` is the sink limit given to the plant (down to the
+rating). That reading of the 62000D is the driver's too (its ``options.sink_capable``) and
+unconfirmed by a manual in both files; a 62000P refuses a negative LOW (-222) as before.
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ class Chroma62000PRatings:
     current_rating_a: float = 10.0  # per unit
     power_rating_w: float = 15_000.0  # per unit
     units_in_parallel: int = 30
-    sink_current_a: float = 0.0  # a P model does not sink
+    sink_current_a: float = 0.0  # per unit; a P model does not sink (a D model does)
     ovp_margin: float = 1.1  # OVP settable to 110 % of the rating (assumed)
 
     @property
@@ -58,6 +64,10 @@ class Chroma62000PRatings:
     @property
     def power_max_w(self) -> float:
         return self.power_rating_w * self.units_in_parallel
+
+    @property
+    def sink_max_a(self) -> float:
+        return self.sink_current_a * self.units_in_parallel
 
 
 class Chroma62000P(ScpiInstrument):
@@ -128,7 +138,9 @@ class Chroma62000P(ScpiInstrument):
     def _set_span(self, c: Call, quantity: str, *, high: bool) -> None:
         rating = self.ratings.voltage_rating_v if quantity == "voltage" else self.ratings.current_max_a
         unit = "V" if quantity == "voltage" else "A"
-        value = c.number(unit=unit, low=0.0, high=rating)
+        # only a bidirectional (D) unit's current span reaches below zero: its sink limit
+        lowest = -self.ratings.sink_max_a if quantity == "current" and not high else 0.0
+        value = c.number(unit=unit, low=lowest, high=rating)
         span = list(self.voltage_span_v if quantity == "voltage" else self.current_span_a)
         span[1 if high else 0] = value
         if span[0] > span[1]:
@@ -140,6 +152,7 @@ class Chroma62000P(ScpiInstrument):
             self.voltage_span_v = (span[0], span[1])
         else:
             self.current_span_a = (span[0], span[1])
+            self._apply()
 
     def _set_ovp(self, c: Call) -> None:
         self.ovp_v = c.number(unit="V", low=0.0, high=self.ratings.voltage_rating_v * self.ratings.ovp_margin)
@@ -164,8 +177,10 @@ class Chroma62000P(ScpiInstrument):
             self.protection_tripped = "OVP"
 
     def _apply(self) -> None:
+        # the sink limit: how far below zero the current span reaches (0 on a P unit)
+        sink_a = min(max(-self.current_span_a[0], 0.0), self.ratings.sink_max_a)
         self.plant.set_dc_source(output_on=self._output_enabled(), voltage_v=self.voltage_v,
-                                 current_limit_a=self.current_a, current_limit_neg_a=self.ratings.sink_current_a)
+                                 current_limit_a=max(self.current_a, 0.0), current_limit_neg_a=sink_a)
 
     def _measure(self, key: str) -> str:
         return format_nr3(float(self.plant.dc_source_measurements()[key]))

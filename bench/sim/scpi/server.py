@@ -13,6 +13,7 @@ values push the standard SCPI errors and never close the connection.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
@@ -87,7 +88,7 @@ class Node:
     optional: bool = False
     suffix_name: str | None = None  # `CH<x>` → "x": a numeric suffix the handler receives
 
-    @property
+    @functools.cached_property
     def short_form(self) -> str:
         short = "".join(c for c in self.long_form if c.isupper() or c.isdigit() or c in "_*")
         return (short or self.long_form).upper()
@@ -285,16 +286,41 @@ class Command:
     query: Handler | None
 
 
+#: distinct typed headers remembered per table (a client types only a few dozen)
+LOOKUP_CACHE_SIZE = 4096
+
+
 class CommandTable:
-    """The declarative list of an instrument's commands."""
+    """The declarative list of an instrument's commands.
+
+    Lookups are remembered by the header as typed: matching walks every pattern (some 70 on
+    a scope, ~0.2 ms per query), which made each twin query cost more than a real
+    instrument's answer, and clients send the same few headers over and over.
+    """
 
     def __init__(self) -> None:
         self.commands: list[Command] = []
+        self._found: dict[tuple[tuple[str, ...], bool], tuple[Command, dict[str, int], list[str]] | None] = {}
 
     def add(self, pattern: str, *, set: Handler | None = None, query: Handler | None = None) -> None:  # noqa: A002
         self.commands.append(Command(pattern, parse_pattern(pattern), set, query))
+        self._found.clear()
 
     def lookup(self, tokens: Sequence[str], is_query: bool) -> tuple[Command, dict[str, int], list[str]] | None:
+        key = (tuple(token.upper() for token in tokens), is_query)
+        if key in self._found:
+            found = self._found[key]
+        else:
+            found = self._search(tokens, is_query)
+            if len(self._found) >= LOOKUP_CACHE_SIZE:
+                self._found.clear()
+            self._found[key] = found
+        if found is None:
+            return None
+        command, suffixes, path = found
+        return command, dict(suffixes), list(path)   # copies: a handler may keep or change them
+
+    def _search(self, tokens: Sequence[str], is_query: bool) -> tuple[Command, dict[str, int], list[str]] | None:
         for command in self.commands:
             if (command.query if is_query else command.setter) is None:
                 continue
@@ -520,6 +546,29 @@ def _set_tcp_option(sock: socket.socket | None, name: str) -> None:
             pass
 
 
+#: A large response goes to the transport in slices of this size. asyncio's socket transport
+#: (Python 3.11) copies whatever the kernel does not take at once into its own buffer: handed
+#: a whole 20 MB block, it sends the first ~4 MB (the socket's send buffer), then copies the
+#: remaining 16 MB twice (a slice, then its buffer) before the next byte goes out — 15–20 ms
+#: of silence in the middle of every 10 M-point CURVe? (seen with strace), which a real
+#: instrument's network stack does not have. In slices, what is left over is at most one
+#: slice, and the bytes keep flowing at the rate the client takes them.
+STREAM_SLICE_BYTES = 1 << 20
+
+
+async def send_response(writer: asyncio.StreamWriter, chunks: Sequence[bytes | bytearray | memoryview]) -> None:
+    """Write a response (``execute_chunks`` output) and wait until the transport has taken it."""
+    for chunk in chunks:
+        if len(chunk) <= STREAM_SLICE_BYTES:
+            writer.write(chunk)
+            continue
+        view = memoryview(chunk)   # slices of a view are not copies
+        for start in range(0, len(view), STREAM_SLICE_BYTES):
+            writer.write(view[start:start + STREAM_SLICE_BYTES])
+            await writer.drain()
+    await writer.drain()
+
+
 class ScpiServer:
     """Serves one instrument on a TCP socket (raw SCPI, like port 5025 of an LXI device)."""
 
@@ -561,11 +610,7 @@ class ScpiServer:
                 message = line.decode("latin-1").rstrip("\r\n")
                 chunks = self.instrument.execute_chunks(message)
                 if chunks:
-                    # a block is written whole in one call (the transport sends what the
-                    # kernel takes at once and queues the rest without slicing it up)
-                    for chunk in chunks:
-                        writer.write(chunk)
-                    await writer.drain()
+                    await send_response(writer, chunks)
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:

@@ -25,7 +25,7 @@ Limits (each refused with a SCPI error naming it): record length 1 000 to 62.5 M
 spans more than 90 % of the plant's ring buffer (30 s by default) cannot be armed (-221 at
 `ACQuire:STATE ON`). A 10 M-point record (1 MSa/s × 10 s, 2 MSa/s × 5 s) is served from
 the plant's 20 kSa/s ring; its 16-bit `CURVe?` block (20 MB) is encoded once per capture,
-channel and format and then sent from a cache, one write per block.
+channel and format and then sent from a cache (in slices: `server.send_response`).
 """
 
 from __future__ import annotations
