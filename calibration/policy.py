@@ -44,8 +44,20 @@ def find_record(records: list[CalibrationRecord], model: str, serial: str) -> Ca
     return None
 
 
+# Roles whose instruments are not measuring instruments of the qualification, so no calibration
+# record is asked of them. A genset controller and a load bank are the bench's source and load:
+# plans command them and keep their own meters' readings as evidence, but judge every figure on
+# the calibrated oscilloscope (and power analyzer), never on these readings.
+CALIBRATION_NOT_REQUIRED: dict[str, str] = {
+    "genset": "a genset controller is a source the bench commands; its readings are evidence, not judged",
+    "load_bank": "a load bank is a load the bench switches; its meter's readings are evidence, not judged",
+}
+
+
 def calibration_status(role: str, model: str, serial: str, records: list[CalibrationRecord],
                        today: dt.date, due_soon_days: int = 30) -> CalibrationStatus:
+    if role in CALIBRATION_NOT_REQUIRED:
+        return CalibrationStatus(role, model, serial, None, "not_required", CALIBRATION_NOT_REQUIRED[role])
     record = find_record(records, model, serial)
     if record is None:
         return CalibrationStatus(role, model, serial, None, "no_record",

@@ -17,12 +17,17 @@ import pyvisa
 
 from instruments.ac_load.chroma_63800 import Chroma63800
 from instruments.dc_source.chroma_62000p import Chroma62000P
+from instruments.dc_source.keysight_n8900 import KeysightN8900
 from instruments.dc_source.keysight_rp7900 import KeysightRp7900
 from instruments.errors import IdentityError, InstrumentError
+from instruments.genset.modbus_genset import ModbusGenset
 from instruments.grid_simulator.ametek_mx import AmetekMx
 from instruments.grid_simulator.chroma_61800 import Chroma61800
+from instruments.load_bank.modbus_load_bank import ModbusLoadBank
+from instruments.modbus_device import ModbusInstrument
 from instruments.oscilloscope.keysight_infiniivision import KeysightInfiniiVision
 from instruments.oscilloscope.tektronix_mso5 import TektronixMso5
+from instruments.power_analyzer.yokogawa_wt import YokogawaWt
 from instruments.scpi import Identity, ScpiInstrument
 
 log = logging.getLogger(__name__)
@@ -30,14 +35,19 @@ log = logging.getLogger(__name__)
 #: driver name (as written in bench files) → driver class. Each class names its role
 #: (``ROLE``) and the ``*IDN?`` manufacturers / model patterns it accepts; switching a lab
 #: from one product family to another is a change of this name in the bench file.
-DRIVERS: dict[str, type[ScpiInstrument]] = {
+DRIVERS: dict[str, type[ScpiInstrument] | type[ModbusInstrument]] = {
     "ametek_mx": AmetekMx,
     "chroma_61800": Chroma61800,
     "keysight_rp7900": KeysightRp7900,
+    "keysight_n8900": KeysightN8900,
     "chroma_62000p": Chroma62000P,
     "tektronix_mso5": TektronixMso5,
     "keysight_infiniivision": KeysightInfiniiVision,
     "chroma_63800": Chroma63800,
+    "yokogawa_wt": YokogawaWt,
+    # Modbus roles: one point-map driven driver each; the bench file's map picks the product
+    "modbus_genset": ModbusGenset,
+    "modbus_load_bank": ModbusLoadBank,
 }
 
 
@@ -115,6 +125,12 @@ def open_instrument(role: str, driver: str, resource: str, *,
     if not _role_matches(driver_class.ROLE, role):
         raise InstrumentError(role, resource, f"driver {driver!r} drives a {driver_class.ROLE}, "
                               f"not a {role}")
+    if issubclass(driver_class, ModbusInstrument):
+        # a Modbus device, not a VISA resource: its own address form, identified the same way
+        if not timeout_s > 0:
+            raise InstrumentError(role, resource, f"timeout_s must be positive, got {timeout_s!r}")
+        return _identified(driver_class.connect(role, resource, limits=limits, options=options,
+                                                timeout_s=timeout_s), driver, expected_model)
     resource = validate_resource(role, resource)
     if not timeout_s > 0:
         raise InstrumentError(role, resource, f"timeout_s must be positive, got {timeout_s!r}")
@@ -132,6 +148,11 @@ def open_instrument(role: str, driver: str, resource: str, *,
         session.baud_rate = int(options["baud_rate"])
 
     instrument = driver_class(session, role, resource, limits=limits, options=options)
+    return _identified(instrument, driver, expected_model)
+
+
+def _identified(instrument, driver: str, expected_model: str | None):
+    """Identify, check the identity and initialise an opened driver (closed on any failure)."""
     try:
         identity = instrument.identify()
         _check_identity(instrument, driver, identity, expected_model)
@@ -139,7 +160,7 @@ def open_instrument(role: str, driver: str, resource: str, *,
     except BaseException:
         instrument.close()
         raise
-    log.info("%s at %s: %s", role, resource, identity)
+    log.info("%s at %s: %s", instrument.role, instrument.resource_name, identity)
     return instrument
 
 

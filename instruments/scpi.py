@@ -16,25 +16,18 @@ every driver needs and must get right the same way:
 * limits (the instrument's range and the bench's safety limits) checked *before* a command
   is sent.
 
-Throughput of large blocks (measured with ``bench/io_benchmark.py``: a 10 M-point, 20 MB
-``CURVe?`` record from the virtual bench's MSO58 on loopback, 2-CPU machine, figures vary
-with load). A plain ``recv_into`` loop takes the block at ≈300–600 MB/s end to end. Plain
-pyvisa-py ``query_binary_values`` reaches ≈8–9 % of that: ``TCPIPSocketSession.read`` does,
-per chunk, a ``select()``, a ``recv(max_recv_size)`` that allocates a fresh ``bytes`` of the
-full chunk size, an ``extend`` into its pending buffer, a slice + ``bytes()`` copy out of it
-and a re-slice of the remainder (three to four copies of every byte), 4 KiB per chunk by
-default. Raising ``max_recv_size`` to 1 MiB (done since the first version) removes the
-per-call overhead but not the copies, and our own ``bytearray +=`` then ``bytes()`` added
-two more (≈180 MB/s for the stream). So the body of a definite-length block is now received
-by :meth:`_receive_into` straight from the session's socket into one preallocated buffer
-(``recv_into`` on a memoryview; whatever pyvisa-py had already buffered is taken first) and
-returned without a final copy: reception now runs at the plain socket's stream rate. Other
-backends (NI-VISA, VXI-11, USBTMC) keep the by-length read through pyvisa. What remains is
-the float64 output the driver must produce and the raw read does not (80 MB for 10 M points:
-page faults plus three in-place passes, ≈35 ms here); drivers allocate and touch it while the
-instrument prepares the block, and leave the time axis to ``RawWaveform.uniform`` (computed on
-first access). Result: ratio ≈0.5–0.6 end to end, ≈0.6 against an instrument that answers
-at once (see the benchmark's ``driver_time_s``).
+Throughput of large blocks (``bessbench io-benchmark``, ``docs/io_benchmark.md``: a 10 M-point,
+20 MB ``CURVe?`` record from the virtual bench's MSO58 on loopback). Plain pyvisa-py
+``query_binary_values`` reaches a few per cent of a plain ``recv_into`` loop:
+``TCPIPSocketSession.read`` does, per chunk, a ``select()``, a ``recv(max_recv_size)`` into a
+fresh ``bytes``, an ``extend`` into its pending buffer and a slice + ``bytes()`` copy out of it
+(three to four copies of every byte), 4 KiB per chunk by default. So the body of a
+definite-length block is received by :class:`_BlockBody` straight from the session's socket
+with ``recv_into`` (whatever pyvisa-py had already buffered is taken first), either into one
+preallocated buffer (:meth:`read_block`) or piece by piece into one small reused buffer whose
+pieces a caller processes while the rest is still arriving (:meth:`read_block_chunks`; the
+oscilloscopes convert codes to volts that way). Other backends (NI-VISA, VXI-11, USBTMC) keep
+the by-length read through pyvisa, in the same pieces.
 """
 
 from __future__ import annotations
@@ -46,7 +39,7 @@ import socket
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Mapping, NoReturn, Sequence
 
 from pyvisa import constants as visa_constants
 from pyvisa import errors as visa_errors
@@ -358,6 +351,38 @@ class ScpiInstrument:
             raise self.error(f"{command!r} answered {reply!r}, which is not a finite number")
         return value
 
+    def query_floats(self, commands: Sequence[str], *, allow_nonfinite: bool = False) -> list[float]:
+        """Several numeric queries in one program message, answered in one round trip.
+
+        IEEE 488.2 concatenation: ``A?;:B?;:C?`` (every header after the first made absolute
+        with its leading colon) is answered with one response message, the values in order
+        separated by ``;``. On a busy controller each round trip costs far more than the
+        instrument's answer (io benchmark: seven preamble queries 3.5 ms, one compound
+        0.3 ms). Each value must be a number, as in :meth:`query_float`; the error names the
+        query whose answer is wrong.
+        """
+        if not commands:
+            return []
+        message = ";".join(c if i == 0 or c.startswith((":", "*")) else ":" + c
+                           for i, c in enumerate(commands))
+        reply = self.query(message)
+        fields = reply.split(";")
+        if len(fields) != len(commands):
+            raise self.error(f"{message!r} answered {reply!r}: {len(fields)} value(s) "
+                             f"for {len(commands)} queries")
+        values: list[float] = []
+        for command, field in zip(commands, fields):
+            text = field.strip()
+            try:
+                value = float(text)
+            except ValueError:
+                raise self.error(f"{command!r} answered {text!r}, which is not a number "
+                                 f"(reply {reply!r})") from None
+            if not allow_nonfinite and not math.isfinite(value):
+                raise self.error(f"{command!r} answered {text!r}, which is not a finite number")
+            values.append(value)
+        return values
+
     def query_int(self, command: str) -> int:
         value = self.query_float(command)
         if not value.is_integer():
@@ -417,7 +442,8 @@ class ScpiInstrument:
 
         Returns the data as a ``bytearray`` (bytes-like; ``np.frombuffer`` takes it without a
         copy). A driver may send the query itself, do other work while the instrument
-        prepares the answer, and then call this.
+        prepares the answer, and then call this. To process a large block while it arrives
+        instead of holding all of it, use :meth:`read_block_chunks`.
         """
         started = time.perf_counter()
         with self._binary_reads():
@@ -426,113 +452,136 @@ class ScpiInstrument:
             tail = 1 if expect_terminator else 0
             buffer = (bytearray(expected_bytes + tail)
                       if expected_bytes is not None and 0 <= expected_bytes <= max_bytes else None)
-            lead = self._read_exact(2, command, "block header")
-            header_at = time.perf_counter()
-            if lead[:1] != b"#" or not lead[1:2].isdigit():
-                rest = self._read_rest_of_line()
-                self.clear()
-                raise self.error(f"{command!r} answered {bytes(lead + rest)[:60]!r}, "
-                                 "which is not an IEEE 488.2 binary block (no '#<n>' header)")
-            digits = int(lead[1:2])
-            if digits == 0:
+            length, header_at = self._read_block_header(command, expected_bytes=expected_bytes,
+                                                        max_bytes=max_bytes, expectation=expectation)
+            if length is None:
                 data = self._read_indefinite_block(command, max_bytes)
                 self._record_transfer(command, len(data), started, header_at, "visa")
                 return data
-            length_text = bytes(self._read_exact(digits, command, "block header"))
-            if not length_text.isdigit():
-                self.clear()
-                raise self.error(f"{command!r}: block header '#{digits}"
-                                 f"{length_text.decode(errors='replace')}' has a non-numeric length")
-            length = int(length_text)
-            if length > max_bytes:
-                self.clear()
-                raise self.error(f"{command!r}: block announces {length} bytes, more than the "
-                                 f"{max_bytes} this read accepts (oversized block)")
-            if expected_bytes is not None and length != expected_bytes:
-                self.clear()
-                raise self.error(f"{command!r}: block announces {length} bytes but "
-                                 f"{expected_bytes} were expected {expectation}".rstrip())
             if buffer is None:
                 buffer = bytearray(length + tail)
             # data and terminator in one read: they normally arrive in the same segments
-            path = self._read_into(buffer, command, length)
-            if expect_terminator and buffer[length:] != b"\n":
-                after = bytes(buffer[length:])
-                self.clear()
-                raise self.error(f"{command!r}: block longer than announced — the byte after "
-                                 f"the {length} announced data bytes is {after!r}, "
-                                 "not the newline terminator")
+            with memoryview(buffer) as view, self._block_body(command, length) as body:
+                body.fill(view)
+            if expect_terminator:
+                self._check_terminator(command, length, buffer[length:])
             del buffer[length:]                      # O(1): shortens the end in place
-            self._record_transfer(command, length, started, header_at, path)
+            self._record_transfer(command, length, started, header_at, body.path)
             return buffer
+
+    def read_block_chunks(self, command: str, sink: Callable[[int, memoryview], None], *,
+                          chunk_bytes: int, expected_bytes: int | None = None,
+                          max_bytes: int = _DEFAULT_MAX_BLOCK_BYTES,
+                          expect_terminator: bool = True, expectation: str = "") -> int:
+        """Read one block like :meth:`read_block`, handing it to ``sink`` piece by piece.
+
+        ``sink(offset, data)`` is called with consecutive pieces of the block's data, in
+        order: ``offset`` is where ``data`` starts in the block, every piece but the last is
+        exactly ``chunk_bytes`` long (so a multiple of the sample size never splits a
+        sample). ``data`` is valid only during the call: the same small buffer receives the
+        next piece. Returns the block length; the same errors as :meth:`read_block`, and the
+        last piece is handed over only after the terminator was checked. If ``sink`` raises,
+        the session is cleared (the rest of the block is dropped) and the error propagates.
+
+        Why: a large record is then processed while the rest is still on the wire (the
+        instrument keeps sending into the socket's receive buffer meanwhile), each piece
+        while it is still in the CPU cache, and no buffer of the whole block is allocated.
+        """
+        if chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be positive, not {chunk_bytes}")
+        started = time.perf_counter()
+        with self._binary_reads():
+            length, header_at = self._read_block_header(command, expected_bytes=expected_bytes,
+                                                        max_bytes=max_bytes, expectation=expectation)
+            if length is None:
+                data = self._read_indefinite_block(command, max_bytes)
+                with memoryview(data) as whole:
+                    for offset in range(0, len(data), chunk_bytes):
+                        sink(offset, whole[offset:offset + chunk_bytes])
+                self._record_transfer(command, len(data), started, header_at, "visa")
+                return len(data)
+            tail = 1 if expect_terminator else 0
+            buffer = bytearray(min(chunk_bytes, length) + tail)
+            with memoryview(buffer) as view, self._block_body(command, length) as body:
+                offset = 0
+                while True:
+                    size = min(chunk_bytes, length - offset)
+                    last = offset + size >= length
+                    body.fill(view[:size + (tail if last else 0)])
+                    if last and expect_terminator:
+                        self._check_terminator(command, length, view[size:size + 1])
+                    try:
+                        sink(offset, view[:size])
+                    except BaseException:
+                        if not last:
+                            self.clear()   # the rest of the block must not be read as the next reply
+                        raise
+                    offset += size
+                    if last:
+                        break
+            self._record_transfer(command, length, started, header_at, body.path)
+            return length
+
+    def _read_block_header(self, command: str, *, expected_bytes: int | None, max_bytes: int,
+                           expectation: str) -> tuple[int | None, float]:
+        """``#<n><length>``: the announced length (``None`` for ``#0``) and when it arrived."""
+        lead = self._read_exact(2, command, "block header")
+        header_at = time.perf_counter()
+        if lead[:1] != b"#" or not lead[1:2].isdigit():
+            rest = self._read_rest_of_line()
+            self.clear()
+            raise self.error(f"{command!r} answered {bytes(lead + rest)[:60]!r}, "
+                             "which is not an IEEE 488.2 binary block (no '#<n>' header)")
+        digits = int(lead[1:2])
+        if digits == 0:
+            return None, header_at
+        length_text = bytes(self._read_exact(digits, command, "block header"))
+        if not length_text.isdigit():
+            self.clear()
+            raise self.error(f"{command!r}: block header '#{digits}"
+                             f"{length_text.decode(errors='replace')}' has a non-numeric length")
+        length = int(length_text)
+        if length > max_bytes:
+            self.clear()
+            raise self.error(f"{command!r}: block announces {length} bytes, more than the "
+                             f"{max_bytes} this read accepts (oversized block)")
+        if expected_bytes is not None and length != expected_bytes:
+            self.clear()
+            raise self.error(f"{command!r}: block announces {length} bytes but "
+                             f"{expected_bytes} were expected {expectation}".rstrip())
+        return length, header_at
+
+    def _check_terminator(self, command: str, length: int, after: bytes | bytearray | memoryview) -> None:
+        if after != b"\n":
+            self.clear()
+            raise self.error(f"{command!r}: block longer than announced — the byte after "
+                             f"the {length} announced data bytes is {bytes(after)!r}, "
+                             "not the newline terminator")
 
     def _record_transfer(self, command: str, n_bytes: int, started: float, header_at: float,
                          path: str) -> None:
         self.last_block_transfer = BlockTransfer(command, n_bytes, header_at - started,
                                                  time.perf_counter() - header_at, path)
 
-    def _read_into(self, buffer: bytearray, command: str, announced: int) -> str:
-        """Fill ``buffer`` (block data + terminator) exactly; return which path was used."""
-        backend = self._socket_session()
-        if backend is not None:
-            self._receive_into(backend, buffer, command, announced)
-            return "socket"
-        view = memoryview(buffer)
-        try:
-            received = 0
-            while received < len(buffer):
-                what = "binary block" if received < announced else "block terminator"
-                want = min(_CHUNK_BYTES, len(buffer) - received)
-                chunk = self._raw_read(want, command)
-                if chunk is None:
-                    self.clear()
-                    raise self.error(self._silence_message(command, what, announced, received,
-                                                           exact=False))
-                view[received:received + len(chunk)] = chunk
-                received += len(chunk)
-        finally:
-            view.release()
-        return "visa"
-
-    def _receive_into(self, backend: Any, buffer: bytearray, command: str, announced: int) -> None:
-        """The fast path: pyvisa-py socket session, ``recv_into`` straight into ``buffer``.
+    @contextmanager
+    def _block_body(self, command: str, announced: int) -> Iterator["_BlockBody"]:
+        """The body of a definite-length block, read straight from the socket when possible.
 
         The silence timeout is the session's timeout, per receive (a 20 MB block may take
         longer than one timeout in total; an instrument silent for a whole timeout is dead).
         """
-        sock: socket.socket = backend.interface
-        pending: bytearray = backend._pending_buffer
-        view = memoryview(buffer)
-        received = min(len(pending), len(buffer))
+        backend = self._socket_session()
+        body = _BlockBody(self, command, announced, backend.interface if backend else None,
+                          backend._pending_buffer if backend else None)
+        if body.sock is None:
+            yield body
+            return
+        saved_timeout = body.sock.gettimeout()
+        body.sock.settimeout(None if self.timeout_s == float("inf") else self.timeout_s)
         try:
-            if received:                       # bytes pyvisa-py had already taken in
-                view[:received] = pending[:received]
-                del pending[:received]
-            saved_timeout = sock.gettimeout()
-            sock.settimeout(None if self.timeout_s == float("inf") else self.timeout_s)
-            try:
-                while received < len(buffer):
-                    try:
-                        count = sock.recv_into(view[received:],
-                                               min(_SOCKET_CHUNK_BYTES, len(buffer) - received))
-                    except (socket.timeout, TimeoutError):
-                        count = -1
-                    except OSError as exc:
-                        raise self._io_error(command, exc) from exc
-                    if count <= 0:
-                        what = "binary block" if received < announced else "block terminator"
-                        if count == 0:
-                            raise self.error(f"{command!r}: connection closed by the instrument "
-                                             f"after {received} of the {announced} announced bytes")
-                        self.clear()
-                        raise self.error(self._silence_message(command, what, announced,
-                                                               received, exact=True))
-                    received += count
-                self._answered = True
-            finally:
-                sock.settimeout(saved_timeout)   # pyvisa-py expects its blocking socket back
+            yield body
         finally:
-            view.release()
+            body.sock.settimeout(saved_timeout)   # pyvisa-py expects its blocking socket back
 
     def _silence_message(self, command: str, what: str, announced: int, received: int, *,
                          exact: bool) -> str:
@@ -790,6 +839,73 @@ class ScpiInstrument:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} role={self.role!r} resource={self.resource_name!r}>"
+
+
+class _BlockBody:
+    """The data (and terminator) of one definite-length block, read in pieces of any size.
+
+    With ``sock`` (pyvisa-py's socket: the fast path) each piece is received with
+    ``recv_into`` straight into the caller's buffer, after whatever pyvisa-py had already
+    taken into its ``pending`` buffer; without it, through the VISA library's reads. Counts
+    what arrived, so a failure says how much of the announced block came.
+    """
+
+    def __init__(self, instrument: ScpiInstrument, command: str, announced: int,
+                 sock: socket.socket | None, pending: bytearray | None) -> None:
+        self.instrument = instrument
+        self.command = command
+        self.announced = announced
+        self.sock = sock
+        self.pending = pending
+        self.received = 0
+        self.path = "socket" if sock is not None else "visa"
+
+    def fill(self, view: memoryview) -> None:
+        """Fill ``view`` exactly with the next bytes of the block, or raise."""
+        if self.sock is not None:
+            self._fill_from_socket(view, self.sock)
+        else:
+            self._fill_through_visa(view)
+        self.instrument._answered = True
+
+    def _fill_from_socket(self, view: memoryview, sock: socket.socket) -> None:
+        filled = 0
+        if self.pending:                          # bytes pyvisa-py had already taken in
+            filled = min(len(self.pending), len(view))
+            view[:filled] = self.pending[:filled]
+            del self.pending[:filled]
+            self.received += filled
+        while filled < len(view):
+            try:
+                count = sock.recv_into(view[filled:], min(_SOCKET_CHUNK_BYTES, len(view) - filled))
+            except (socket.timeout, TimeoutError):
+                count = -1
+            except OSError as exc:
+                raise self.instrument._io_error(self.command, exc) from exc
+            if count <= 0:
+                self._fail(closed=count == 0, exact=True)
+            filled += count
+            self.received += count
+
+    def _fill_through_visa(self, view: memoryview) -> None:
+        filled = 0
+        while filled < len(view):
+            chunk = self.instrument._raw_read(min(_CHUNK_BYTES, len(view) - filled), self.command)
+            if chunk is None:
+                self._fail(closed=False, exact=False)
+            view[filled:filled + len(chunk)] = chunk
+            filled += len(chunk)
+            self.received += len(chunk)
+
+    def _fail(self, *, closed: bool, exact: bool) -> NoReturn:
+        instrument, command = self.instrument, self.command
+        if closed:
+            raise instrument.error(f"{command!r}: connection closed by the instrument after "
+                                   f"{self.received} of the {self.announced} announced bytes")
+        what = "binary block" if self.received < self.announced else "block terminator"
+        instrument.clear()
+        raise instrument.error(instrument._silence_message(command, what, self.announced,
+                                                           self.received, exact=exact))
 
 
 class ScpiChannel:

@@ -92,6 +92,8 @@ class FakeInstrument:
                         return
 
     def _answer(self, command: str) -> bytes | None:
+        if ";" in command and command.upper() not in self.replies:
+            return self._answer_concatenated(command)
         reply = self.replies.get(command.upper())
         if isinstance(reply, list):
             reply = reply.pop(0) if len(reply) > 1 else reply[0]
@@ -100,6 +102,18 @@ class FakeInstrument:
         if reply is None:
             return None
         return reply if isinstance(reply, bytes) else (reply + "\n").encode()
+
+    def _answer_concatenated(self, message: str) -> bytes | None:
+        """``A?;:B?``: each unit (leading colon dropped) answered, the answers joined by ``;``,
+        as a SCPI instrument answers concatenated queries; silent if one of them is."""
+        answers = []
+        for unit in message.split(";"):
+            if unit.strip().endswith("?"):
+                answer = self._answer(unit.strip().lstrip(":"))
+                if answer is None:
+                    return None
+                answers.append(answer.rstrip(b"\n"))
+        return b";".join(answers) + b"\n" if answers else None
 
     def settled(self, quiet_s: float = 0.05) -> list[str]:
         """The received lines once nothing new has arrived for ``quiet_s`` (writes are async)."""

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from instruments.ac_load import AcLoad, LoadProfile
+from instruments.dc_source import BatteryEmulation, NoBatteryEmulation
 from instruments.errors import IdentityError, InstrumentError, LimitError
 from instruments.grid_simulator import GridSegment
 from instruments.registry import DRIVERS, driver_families, open_instrument
@@ -22,7 +23,10 @@ from test_instruments import KNOWN_CODES, FakeInstrument, block, fakes, rm  # no
 KS_IDN = "KEYSIGHT TECHNOLOGIES,DSOX3034T,MY12345678,07.50.2021102830"
 CHROMA_GRID_IDN = "Chroma ATE,61845,618450001,1.00,1.01,1.02"
 CHROMA_DC_IDN = "Chroma ATE,62150P-1000-15,62150001,1.20"
+CHROMA_DC_D_IDN = "Chroma ATE,62180D-1200,62180001,1.20"      # a bidirectional 62000D
 CHROMA_LOAD_IDN = "Chroma ATE,63803,638030001,1.00"
+N8900_IDN = "Keysight Technologies,N8957A,MY61000001,A.02.01"
+RP_DC_IDN = "Keysight Technologies,RP7962A,MY59000001,B.03.02.1232"
 
 # a 6-point WORD record: format 1, type 0, 6 points, count 1, xinc 1 µs, xorig −2 µs, xref 0,
 # yinc 1 mV, yorig 0.5 V, yref 10 (codes)
@@ -48,7 +52,7 @@ def _open(fakes, rm, role, driver, replies, **kwargs):
 
 @pytest.mark.parametrize("name, role", [
     ("keysight_infiniivision", "oscilloscope"), ("chroma_61800", "grid_simulator"),
-    ("chroma_62000p", "dc_source"), ("chroma_63800", "ac_load"),
+    ("chroma_62000p", "dc_source"), ("chroma_63800", "ac_load"), ("keysight_n8900", "dc_source"),
 ])
 def test_new_drivers_are_registered_with_role_and_identity_patterns(name, role):
     assert DRIVERS[name].ROLE == role
@@ -305,11 +309,19 @@ def test_chroma_dc_refuses_sinking_unless_the_bench_says_it_can(fakes, rm):
         dc.set_current_limits_a(360.0, 0.0)
     assert fake.settled() == before
     dc.close()
-    fake, dc = _open(fakes, rm, "dc_source", "chroma_62000p", {"*IDN?": CHROMA_DC_IDN},
+    fake, dc = _open(fakes, rm, "dc_source", "chroma_62000p", {"*IDN?": CHROMA_DC_D_IDN},
                      options={"sink_capable": True, "rated_current_a": 300.0})
     dc.set_current_limits_a(250.0, 200.0)
     assert "SOUR:CURR:LIM:LOW -200" in fake.settled()
     dc.close()
+
+
+def test_chroma_dc_a_p_model_claimed_bidirectional_is_refused_at_open(fakes, rm):
+    fake = fakes({"*IDN?": CHROMA_DC_IDN})
+    with pytest.raises(IdentityError, match="identifies as 62150P-1000-15, a source-only 62000P"):
+        open_instrument("dc_source", "chroma_62000p", fake.resource, resource_manager=rm,
+                        options={"sink_capable": True})
+    assert fake.settled() == ["*IDN?"]
 
 
 def test_chroma_dc_overvoltage_protection_above_the_safety_limit_is_refused_at_open(fakes, rm):
@@ -319,6 +331,138 @@ def test_chroma_dc_overvoltage_protection_above_the_safety_limit_is_refused_at_o
                         limits={"max_dc_voltage_v": 1000.0},
                         options={"overvoltage_protection_v": 1050.0})
     assert not any(line.startswith("SOUR:VOLT:PROT") for line in fake.settled())
+
+
+# -- Keysight N8900 --------------------------------------------------------------------------------
+
+def test_n8900_sequence(fakes, rm):
+    fake, dc = _open(fakes, rm, "dc_source", "keysight_n8900",
+                     {"*IDN?": N8900_IDN, "MEAS:VOLT?": "899.9", "MEAS:CURR?": "12.5",
+                      "MEAS:POW?": "11248.75"},
+                     limits={"max_dc_voltage_v": 1000.0, "max_dc_current_a": 350.0},
+                     options={"units_in_parallel": 20, "overvoltage_protection_v": 980.0})
+    sent = fake.settled()
+    assert sent[:4] == ["*IDN?", "*CLS", "VOLT:PROT 980", "SYST:ERR?"]
+    start = len(sent)
+    dc.set_current_limits_a(300.0, 0.0)
+    dc.set_voltage_v(900.0)
+    dc.output_on()
+    assert (dc.measure_voltage_v(), dc.measure_current_a(), dc.measure_power_w()) == (899.9, 12.5, 11248.75)
+    dc.clear_protection()
+    assert fake.settled()[start:] == ["CURR 300", "SYST:ERR?", "VOLT 900", "SYST:ERR?", "OUTP ON",
+                                      "SYST:ERR?", "MEAS:VOLT?", "MEAS:CURR?", "MEAS:POW?",
+                                      "OUTP:PROT:CLE", "SYST:ERR?"]
+    # autoranging: 20 x 15 kW at 900 V is 333 A, under the 20 x 30 A rating
+    assert dc.power_limited_current_a(900.0) == pytest.approx(300e3 / 900.0)
+    assert dc.power_limited_current_a(100.0) == pytest.approx(20 * 30.0 * 1.02)
+    dc.close()
+
+
+def test_n8900_is_a_source_only_and_limits_are_refused_before_sending(fakes, rm):
+    fake, dc = _open(fakes, rm, "dc_source", "keysight_n8900", {"*IDN?": N8900_IDN},
+                     limits={"max_dc_voltage_v": 1000.0, "max_dc_current_a": 350.0})
+    before = fake.settled()
+    with pytest.raises(LimitError, match="one-quadrant source and cannot absorb"):
+        dc.set_current_limits_a(20.0, 50.0)
+    with pytest.raises(LimitError, match="max_dc_voltage_v"):
+        dc.set_voltage_v(1100.0)
+    with pytest.raises(LimitError, match="instrument range"):
+        dc.set_current_limits_a(31.0, 0.0)                     # one unit: 30.6 A at most
+    with pytest.raises(LimitError, match="max_dc_current_a"):
+        _open(fakes, rm, "dc_source", "keysight_n8900", {"*IDN?": N8900_IDN},
+              limits={"max_dc_current_a": 350.0},
+              options={"units_in_parallel": 20})[1].set_current_limits_a(360.0, 0.0)
+    assert fake.settled() == before
+    with pytest.raises(IdentityError, match="N89"):
+        _open(fakes, rm, "dc_source", "keysight_n8900", {"*IDN?": RP_DC_IDN})
+    dc.close()
+
+
+# -- battery emulation in the DC-source role ---------------------------------------------------------
+
+BATTERY = BatteryEmulation.build(((0.0, 800.0), (50.0, 900.0), (100.0, 960.0)),
+                                 r_internal_ohm=0.05, capacity_ah=10.0, soc_pct=50.0)
+
+
+@pytest.mark.parametrize("driver, idn, family", [
+    ("keysight_n8900", N8900_IDN, "Keysight N8900"),
+    ("chroma_62000p", CHROMA_DC_IDN, "Chroma 62000P"),
+    ("keysight_rp7900", RP_DC_IDN, "Keysight RP7900 keeps no battery emulation .* output resistance"),
+])
+def test_families_without_a_battery_refuse_emulation_unless_the_bench_opts_in(fakes, rm, driver, idn,
+                                                                             family):
+    fake, dc = _open(fakes, rm, "dc_source", driver, {"*IDN?": idn})
+    before = fake.settled()
+    with pytest.raises(NoBatteryEmulation, match=family):
+        dc.configure_battery_emulation(BATTERY)
+    assert fake.settled() == before
+    dc.close()
+
+
+def test_rp7900_host_emulation_uses_its_output_resistance_and_follows_the_charge(fakes, rm):
+    current = {"a": 0.0}
+    fake, dc = _open(fakes, rm, "dc_source", "keysight_rp7900",
+                     {"*IDN?": RP_DC_IDN, "MEAS:CURR?": lambda _: f"{current['a']:.6f}"},
+                     options={"battery_emulation": "host", "units_in_parallel": 10,
+                              "rated_voltage_v": 1000.0, "rated_current_a": 400.0})
+    start = len(fake.settled())
+    host = dc.configure_battery_emulation(BATTERY)
+    assert fake.settled()[start:] == ["VOLT:RES 0.05", "SYST:ERR?", "VOLT 900", "SYST:ERR?"]
+    host.update(0.0)                                          # first reading: no charge yet
+    current["a"] = 100.0
+    host.update(18.0)                                         # 0 -> 100 A: 900 C = 2.5 % of 10 Ah
+    assert host.soc_pct == pytest.approx(47.5)
+    assert fake.settled()[-2:] == [f"VOLT {BATTERY.ocv_v(47.5):.10g}", "SYST:ERR?"]
+    assert BATTERY.ocv_v(47.5) == pytest.approx(895.0)       # the instrument applies R x I itself
+    start = len(fake.settled())
+    dc.battery_emulation_off()
+    host.update(30.0)                                         # stopped: nothing more is sent
+    assert fake.settled()[start:] == ["VOLT:RES 0", "SYST:ERR?"]
+    dc.close()
+
+
+def test_host_emulation_applies_the_resistance_itself_where_the_family_has_none(fakes, rm):
+    current = {"a": 200.0}
+    fake, dc = _open(fakes, rm, "dc_source", "keysight_n8900",
+                     {"*IDN?": N8900_IDN, "MEAS:CURR?": lambda _: f"{current['a']:.6f}"},
+                     options={"battery_emulation": "host", "units_in_parallel": 20})
+    host = dc.configure_battery_emulation(BATTERY)
+    host.update(0.0)
+    host.update(9.0)                                          # 1800 C = 5 % of 10 Ah
+    assert host.soc_pct == pytest.approx(45.0)
+    expected_v = BATTERY.ocv_v(45.0) - 0.05 * 200.0           # 890 - 10 V
+    assert fake.settled()[-2:] == [f"VOLT {expected_v:.10g}", "SYST:ERR?"]
+    dc.safe_state()                                           # the bench stops following it
+    start = len(fake.settled())
+    host.update(20.0)
+    assert fake.settled()[start:] == []
+    dc.close()
+
+
+def test_battery_emulation_is_checked_before_anything_is_sent(fakes, rm):
+    fake, dc = _open(fakes, rm, "dc_source", "keysight_rp7900", {"*IDN?": RP_DC_IDN},
+                     limits={"max_dc_voltage_v": 950.0},
+                     options={"battery_emulation": "host", "rated_voltage_v": 1000.0,
+                              "rated_current_a": 400.0, "units_in_parallel": 10})
+    before = fake.settled()
+    bad_curve = BatteryEmulation(((0.0, 800.0), (50.0, 790.0), (100.0, 900.0)), 0.05, 10.0, 50.0)
+    with pytest.raises(LimitError, match="not monotonic"):
+        dc.configure_battery_emulation(bad_curve)
+    with pytest.raises(LimitError, match="highest OCV = 980 V is beyond the bench safety limit"):
+        dc.configure_battery_emulation(BatteryEmulation.build(
+            ((0.0, 800.0), (100.0, 980.0)), r_internal_ohm=0.05, capacity_ah=10.0, soc_pct=50.0))
+    with pytest.raises(LimitError, match="r_internal_ohm = 0.5 ohm is outside the instrument range"):
+        dc.configure_battery_emulation(BatteryEmulation.build(
+            ((0.0, 800.0), (100.0, 900.0)), r_internal_ohm=0.5, capacity_ah=10.0, soc_pct=50.0))
+    for kwargs, complaint in (({"capacity_ah": 0.0}, "capacity_ah must be > 0"),
+                              ({"soc_pct": 101.0}, "soc_pct must be within 0..100"),
+                              ({"r_internal_ohm": -0.1}, "r_internal_ohm must be > 0")):
+        with pytest.raises(ValueError, match=complaint):
+            BatteryEmulation.build(((0.0, 800.0), (100.0, 900.0)),
+                                   **{"r_internal_ohm": 0.05, "capacity_ah": 10.0, "soc_pct": 50.0,
+                                      **kwargs})
+    assert fake.settled() == before
+    dc.close()
 
 
 # -- Chroma 63800 AC load ---------------------------------------------------------------------------
@@ -395,6 +539,7 @@ def test_chroma_load_profile_dialect_can_be_overridden(fakes, rm):
 @pytest.mark.parametrize("driver, role, idn, commands", [
     ("chroma_61800", "grid_simulator", CHROMA_GRID_IDN, ["TRIG OFF", "OUTP:STATE OFF"]),
     ("chroma_62000p", "dc_source", CHROMA_DC_IDN, ["CONF:OUTP OFF"]),
+    ("keysight_n8900", "dc_source", N8900_IDN, ["OUTP OFF"]),
     ("keysight_infiniivision", "oscilloscope", KS_IDN, [":STOP"]),
     ("chroma_63800", "ac_load", CHROMA_LOAD_IDN, ["LIST:STAT OFF", "LOAD OFF"]),
 ])

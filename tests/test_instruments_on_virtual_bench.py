@@ -354,13 +354,12 @@ def test_chroma_grid_twin_accepts_list_point(second_bench):
         grid.close()
 
 
-@pytest.mark.xfail(strict=False, reason="the 62000P twin refuses a negative SOUR:CURR:LIM:LOW "
-                   "(allowed 0 to rating): it models a source-only 62000P, as the driver does by "
-                   "default; a 62000D (options.sink_capable) cannot be emulated by this twin")
-def test_chroma_dc_twin_sinks_when_bidirectional(second_bench):
-    dc = _open_second(second_bench, "dc_source", options={"sink_capable": True})
-    try:
-        dc.set_current_limits_a(300.0, 300.0)
-    finally:
-        dc.safe_state()
-        dc.close()
+def test_chroma_dc_twin_is_a_p_model_so_a_bidirectional_claim_is_refused(second_bench):
+    # The bench's twin is a 62150P (source only): a bench file claiming sink_capable for it is
+    # refused at open, before any negative current limit reaches the unit. (A 62000D-rated
+    # twin sinks: tests/test_sim_dc_sources.py.)
+    from instruments.errors import IdentityError
+    driver, _ = SECOND_FAMILIES["dc_source"]
+    with pytest.raises(IdentityError, match="identifies as 62150P-1000-10, a source-only 62000P"):
+        open_instrument("dc_source", driver, second_bench.resource("dc_source"), limits=LIMITS,
+                        options={"sink_capable": True})

@@ -12,19 +12,26 @@ The 62000P is a *source only*: it cannot absorb current. A PCS that charges the 
 battery needs a bidirectional unit (Chroma 62000D, or a regenerative load in parallel), so a
 non-zero sink limit is refused here unless the bench file says the unit can sink
 (``options.sink_capable = true``); then ``SOUR:CURR:LIM:LOW`` is programmed to the negative
-sink limit, which is our reading of the 62000D — unconfirmed.
+sink limit, which is our reading of the 62000D — unconfirmed (the twin assumes the same).
+A bench file that says ``sink_capable`` for a unit whose ``*IDN?`` names a P model
+(``62150P-1000-15``) is refused at open: that unit would refuse the negative limit, or
+worse, a plan would believe the PCS can charge.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from instruments.dc_source import DcSource
+from instruments.errors import IdentityError
 from instruments.scpi import control, measurement
 
 _ON_OFF = {True: "ON", False: "OFF"}
 #: the DC-specific current limit wins over the bench-wide one
 _CURRENT_LIMIT_KEYS = ("max_dc_current_a", "max_current_a")
+#: 62000P / 62000D model numbers: 62<kW x 10>P-<V>-<A> (source only) or ...D... (bidirectional)
+_SERIES_LETTER = re.compile(r"^62\d{3}([PD])", re.IGNORECASE)
 
 
 class Chroma62000P(DcSource):
@@ -32,6 +39,7 @@ class Chroma62000P(DcSource):
 
     MODEL_PATTERNS = ("620*", "621*")      # 62012P-600-8 … 62150P-1000-15, 62000D
     MANUFACTURERS = ("Chroma",)
+    FAMILY = "Chroma 62000P"
 
     output_voltage_v = control(
         "SOUR:VOLT?", "SOUR:VOLT {value}", "Output voltage setpoint.",
@@ -70,6 +78,7 @@ class Chroma62000P(DcSource):
         self.sink_current_span_a = (-rated_a if self.sink_capable else 0.0, rated_a)
 
     def initialize(self) -> None:
+        self._check_sink_claim()
         super().initialize()
         if self.options.get("remote_on_open", True):
             self.write("CONF:REM ON")
@@ -77,6 +86,17 @@ class Chroma62000P(DcSource):
         if ovp_v is not None:
             self.overvoltage_protection_v = float(ovp_v)      # range + safety checked first
         self.check_errors("opening the DC source")
+
+    def _check_sink_claim(self) -> None:
+        """A source-only (P) model cannot be the bidirectional unit the bench file claims."""
+        model = self.identity.model if self.identity is not None else ""
+        match = _SERIES_LETTER.match(model)
+        if self.sink_capable and match and match.group(1).upper() == "P":
+            raise IdentityError(
+                self.role, self.resource_name,
+                f"options.sink_capable = true, but the instrument identifies as {model}, a "
+                "source-only 62000P (a bidirectional unit is a 62000D); nothing was sent",
+                expected="62xxxD", answered=model)
 
     # -- role methods ---------------------------------------------------------------------
     def set_voltage_v(self, v: float) -> None:
@@ -104,4 +124,5 @@ class Chroma62000P(DcSource):
         self.check_errors("turning the output on")
 
     def safe_state(self) -> bool:
+        self.stop_host_battery()
         return self._send_safely(["CONF:OUTP OFF"])

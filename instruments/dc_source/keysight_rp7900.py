@@ -5,6 +5,14 @@ output holds ``VOLT`` while the current stays between ``CURR:LIM:NEG`` (a negati
 the unit absorbs current, which is the PCS charging the emulated battery) and ``CURR:LIM``
 (the unit delivers: the PCS discharges the battery). ``VOLT:PROT`` is the hardware
 over-voltage trip; ``OUTP:PROT:CLE`` resets it.
+
+``VOLT:RES`` is the programmable output resistance (ohms, voltage priority only, *RST 0):
+the guide refers its range to each model's characteristics table and divides a single
+unit's range by the number of paralleled units. The bench file states the most its system
+takes (``options.output_resistance_max_ohm``); without it the driver assumes rated voltage /
+rated current / ``options.units_in_parallel`` (a full-scale drop at full current). It is the
+family's only battery feature (``BATTERY_FEATURE``): the role's host-side battery emulation
+uses it for the internal resistance.
 """
 
 from __future__ import annotations
@@ -24,6 +32,8 @@ class KeysightRp7900(DcSource):
 
     MODEL_PATTERNS = ("RP79*",)
     MANUFACTURERS = ("Keysight", "Agilent")
+    FAMILY = "Keysight RP7900"
+    BATTERY_FEATURE = "output_resistance"
 
     output_voltage_v = control(
         "VOLT?", "VOLT {value}", "Output voltage setpoint (voltage priority).",
@@ -43,6 +53,11 @@ class KeysightRp7900(DcSource):
         "VOLT:PROT?", "VOLT:PROT {value}", "Over-voltage protection trip level.",
         valid_range="protection_span_v", units="V")
 
+    output_resistance_ohm = control(
+        "VOLT:RES?", "VOLT:RES {value}",
+        "Output resistance: the output falls by this times the current (voltage priority only).",
+        valid_range="output_resistance_span_ohm", units="ohm")
+
     measured_voltage_v = measurement("MEAS:VOLT?", "Output voltage.", units="V")
     measured_current_a = measurement("MEAS:CURR?", "Output current (> 0 delivered).", units="A")
     measured_power_w = measurement("MEAS:POW?", "Output power (> 0 delivered).", units="W")
@@ -57,6 +72,9 @@ class KeysightRp7900(DcSource):
         self.protection_span_v = (0.0, rated_v * 1.2)
         self.source_current_span_a = (0.0, rated_a)
         self.sink_current_span_a = (-rated_a, 0.0)
+        units = max(int(self.options.get("units_in_parallel", 1)), 1)
+        self.output_resistance_span_ohm = (0.0, float(self.options.get(
+            "output_resistance_max_ohm", rated_v / rated_a / units)))
 
     def initialize(self) -> None:
         super().initialize()
@@ -91,10 +109,15 @@ class KeysightRp7900(DcSource):
         self.output_enabled = True
         self.check_errors("turning the output on")
 
+    def set_output_resistance_ohm(self, r_ohm: float) -> None:
+        self.output_resistance_ohm = r_ohm
+        self.check_errors(f"setting the output resistance to {r_ohm:g} ohm")
+
     def clear_protection(self) -> None:
         """Reset a latched protection trip (over-voltage, over-current …)."""
         self.write("OUTP:PROT:CLE")
         self.check_errors("clearing output protection")
 
     def safe_state(self) -> bool:
+        self.stop_host_battery()
         return self._send_safely(["OUTP OFF"])

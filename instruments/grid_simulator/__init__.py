@@ -1,11 +1,13 @@
 """Role: the programmable AC grid simulator feeding the PCS through the bench impedance.
 
 Plans program steady conditions (nominal voltage and frequency) and transients (a list of
-segments: sags, swells, frequency steps) and never see the instrument's SCPI dialect.
+segments: sags, swells, frequency steps and ramps, phase jumps) and never see the
+instrument's SCPI dialect.
 """
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -17,17 +19,57 @@ PHASE_NUMBERS: dict[object, int] = {1: 1, 2: 2, 3: 3, "A": 1, "B": 2, "C": 3,
                                     "a": 1, "b": 2, "c": 3}
 
 
+#: a frequency ramp steeper than this is refused unless the bench says otherwise (instrument
+#: option or safety limit ``max_rocof_hz_per_s``): twice the steepest ramp a grid code asks
+#: a PCS to ride through (IEEE 2800 5 Hz/s), so a duration typed in ms instead of s is caught
+DEFAULT_MAX_ROCOF_HZ_PER_S = 10.0
+#: a phase jump is given within a half turn either way (beyond, it is the opposite jump)
+PHASE_SHIFT_RANGE_DEG = (-180.0, 180.0)
+NO_PHASE_SHIFT = (0.0, 0.0, 0.0)
+
+
 @dataclass(frozen=True)
 class GridSegment:
-    """One step of a transient: hold these line-to-neutral rms voltages and this frequency."""
+    """One step of a transient: hold these line-to-neutral rms voltages and this frequency.
+
+    Two optional parts describe grid events beyond sags and frequency steps:
+
+    * ``freq_start_hz``: the frequency ramps linearly from it to ``freq_hz`` over the
+      segment (a RoCoF of ``rocof_hz_per_s``), instead of stepping to ``freq_hz``;
+    * ``phase_shift_deg``: each phase's angle during the segment (A, B, C), in degrees
+      from where that phase would be on the undisturbed waveform, positive leading.
+      (20, 20, 20) is a positive-sequence jump of +20 deg, (60, 0, 0) phase A alone; a
+      change between segments is a phase jump at the segment's start.
+    """
 
     duration_s: float
     v_ln_v: tuple[float, float, float]     # phases A, B, C, rms line-to-neutral
-    freq_hz: float
+    freq_hz: float                         # held (or reached, at the end of a ramp)
+    freq_start_hz: float | None = None     # ramp start; None: no ramp
+    phase_shift_deg: tuple[float, float, float] = NO_PHASE_SHIFT
 
     @property
     def balanced(self) -> bool:
+        """Equal voltage magnitudes on the three phases (phase shifts aside)."""
         return self.v_ln_v[0] == self.v_ln_v[1] == self.v_ln_v[2]
+
+    @property
+    def ramps(self) -> bool:
+        return self.freq_start_hz is not None and self.freq_start_hz != self.freq_hz
+
+    @property
+    def start_freq_hz(self) -> float:
+        """The frequency at the segment's start (its held frequency when it does not ramp)."""
+        return self.freq_start_hz if self.freq_start_hz is not None else self.freq_hz
+
+    @property
+    def rocof_hz_per_s(self) -> float:
+        """Signed rate of the ramp (0 without one)."""
+        return (self.freq_hz - self.start_freq_hz) / self.duration_s if self.ramps else 0.0
+
+    @property
+    def shifts_phase(self) -> bool:
+        return any(angle != 0.0 for angle in self.phase_shift_deg)
 
 
 @dataclass(frozen=True)
@@ -155,6 +197,12 @@ class PhaseSelectableGridSimulator(GridSimulator):
         self.check_safety_limit(quantity, float(freq_hz), "min_frequency_hz", units="Hz")
         self.check_safety_limit(quantity, float(freq_hz), "max_frequency_hz", units="Hz")
 
+    def max_rocof_hz_per_s(self) -> float:
+        """The steepest frequency ramp the bench allows this instrument (option, then the
+        bench safety limit, both ``max_rocof_hz_per_s``; the role's default otherwise)."""
+        limit = float(self.options.get("max_rocof_hz_per_s", DEFAULT_MAX_ROCOF_HZ_PER_S))
+        return min(limit, self.limits.get("max_rocof_hz_per_s", limit))
+
     def _check_segments(self, segments: list[GridSegment]) -> None:
         if not segments:
             raise self.limit_error("a transient needs at least one segment", quantity="segments")
@@ -173,6 +221,31 @@ class PhaseSelectableGridSimulator(GridSimulator):
             for phase, v in zip("ABC", segment.v_ln_v):
                 self._check_voltage(v, quantity=f"{label} phase {phase} v_ln_v")
             self._check_frequency(segment.freq_hz, quantity=f"{label} freq_hz")
+            self._check_grid_events(segment, label)
+
+    def _check_grid_events(self, segment: GridSegment, label: str) -> None:
+        """A ramp's start frequency and rate, the phase shifts: refused before anything is sent."""
+        if segment.freq_start_hz is not None:
+            self._check_frequency(segment.freq_start_hz, quantity=f"{label} freq_start_hz")
+        if segment.ramps:
+            rocof = abs(segment.rocof_hz_per_s)
+            limit = self.max_rocof_hz_per_s()
+            if not rocof <= limit:
+                raise self.limit_error(
+                    f"{label} ramps {segment.start_freq_hz:g} -> {segment.freq_hz:g} Hz in "
+                    f"{segment.duration_s:g} s, a RoCoF of {rocof:g} Hz/s beyond the bench's "
+                    f"max_rocof_hz_per_s = {limit:g} Hz/s; nothing was sent",
+                    quantity=f"{label} rocof_hz_per_s", value=rocof, limit=limit)
+        shifts = segment.phase_shift_deg
+        if len(shifts) != 3:
+            raise self.limit_error(f"{label}: phase_shift_deg needs three angles (A, B, C), got "
+                                   f"{shifts!r}", quantity=f"{label} phase_shift_deg")
+        for phase, angle in zip("ABC", shifts):
+            quantity = f"{label} phase {phase} phase_shift_deg"
+            if not (isinstance(angle, (int, float)) and math.isfinite(angle)):
+                raise self.limit_error(f"{quantity} = {angle!r} is not a finite number",
+                                       quantity=quantity)
+            self.check_value(quantity, float(angle), valid_range=PHASE_SHIFT_RANGE_DEG, units="deg")
 
     def _phase_number(self, phase: int | str) -> int:
         try:
@@ -183,4 +256,4 @@ class PhaseSelectableGridSimulator(GridSimulator):
 
 
 __all__ = ["GridSimulator", "GridSegment", "GridReading", "OutputImpedance", "NoProgrammableImpedance",
-           "PHASE_NUMBERS", "PhaseSelectableGridSimulator"]
+           "PHASE_NUMBERS", "PhaseSelectableGridSimulator", "DEFAULT_MAX_ROCOF_HZ_PER_S", "NO_PHASE_SHIFT"]

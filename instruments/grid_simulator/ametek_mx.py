@@ -23,6 +23,27 @@ resistive part), ``OUTPut:IMPedance:REACtive <X>`` (the inductive part) and
   sent with all phases coupled, so every phase gets the same impedance.
 * assumed: the impedance may be changed with the output on (the weak-grid plan changes it
   while the PCS runs); a unit that refuses it reports an error the driver raises.
+
+Frequency ramps and phase jumps in a transient list. The list subsystem of the SCPI tree
+these sources share has, besides ``LIST:FREQ``, a frequency slew list
+``[SOURce:]LIST:FREQuency:SLEW <n>{,<n>}`` and a phase list ``[SOURce:]LIST:PHASe <n>{,<n>}``
+(AMETEK Sequoia series manual, section 4.21 "Source Subsystem - List", and the HP/Agilent
+6811B…6834B programming guide, "Source Subsystem (List)"); each function takes part in a
+list when its mode is LIST. What is assumed here, for a check against the MX manual:
+
+* a list point's frequency moves from where the output is to its ``LIST:FREQ`` value at its
+  ``LIST:FREQ:SLEW`` rate (Hz/s) and then holds, as the front-panel transient steps of the
+  California Instruments sources do ("the rate of change for voltage and frequency is
+  determined by the slew rate set", 2253i user manual p. 87); ``MAX`` is a step. So a ramp
+  must start where the previous point (or the steady output, for the first) ended: the
+  driver refuses a list whose ramp would not, before anything is sent;
+* the slew list takes part with ``FREQ:SLEW:MODE LIST`` and the phase list with
+  ``PHAS:MODE LIST`` (the 6811B tree's mode headers); the modes are set only for a list
+  that ramps or jumps, and returned to FIXed by the next list that does not;
+* ``LIST:PHAS`` is written per phase (``INST:COUP NONE``, ``INST:NSEL n``) in the
+  convention of ``PHAS``: degrees 0…360, B nominally at 240, C at 120; a list angle for
+  phase A moves A against the source's internal reference, so an all-phase shift is a
+  positive-sequence jump of the whole output.
 """
 
 from __future__ import annotations
@@ -39,6 +60,10 @@ log = logging.getLogger(__name__)
 _ON_OFF = {True: "ON", False: "OFF"}
 #: units the reactive part of the output impedance may be programmed in (see module notes)
 _REACTIVE_UNITS = ("mH", "H", "ohm")
+#: PHAS angles of phases A, B, C on a balanced positive sequence (B lags A by 120 deg)
+_NOMINAL_PHASE_DEG = (0.0, 240.0, 120.0)
+#: two frequencies closer than this are the same point of a ramp (continuity check)
+_FREQ_MATCH_HZ = 1e-6
 
 
 class AmetekMx(PhaseSelectableGridSimulator):
@@ -85,6 +110,14 @@ class AmetekMx(PhaseSelectableGridSimulator):
     frequency_mode = control(
         "FREQ:MODE?", "FREQ:MODE {value}", "What a transient trigger does to the frequency.",
         choices={"fixed": "FIXed", "step": "STEP", "pulse": "PULSe", "list": "LIST"})
+    frequency_slew_mode = control(
+        "FREQ:SLEW:MODE?", "FREQ:SLEW:MODE {value}",
+        "Whether the frequency slew follows the list (LIST) or stays fixed (see module notes).",
+        choices={"fixed": "FIXed", "list": "LIST"})
+    phase_mode = control(
+        "PHAS:MODE?", "PHAS:MODE {value}",
+        "Whether the phase angles follow the list (LIST) or stay fixed (see module notes).",
+        choices={"fixed": "FIXed", "list": "LIST"})
     list_repeat_count = control(
         "LIST:COUN?", "LIST:COUN {value}", "How many times the list runs per trigger.",
         valid_range=(1, 65535), cast=int)
@@ -125,6 +158,8 @@ class AmetekMx(PhaseSelectableGridSimulator):
         self.impedance_r_range_ohm = (0.0, float(self.options.get("output_impedance_r_max_ohm", 1.0)))
         self.impedance_l_range_h = (0.0, float(self.options.get("output_impedance_l_max_h", 1e-3)))
         self.reactive_unit = str(self.options.get("output_impedance_reactive_unit", "mH"))
+        # FREQ:SLEW:MODE / PHAS:MODE this driver left in LIST (set back by the next list)
+        self._event_modes_listed = False
         if self.reactive_unit not in _REACTIVE_UNITS:
             raise self.limit_error(f"option output_impedance_reactive_unit = {self.reactive_unit!r} is not one "
                                    f"of {', '.join(_REACTIVE_UNITS)}", quantity="output_impedance_reactive_unit")
@@ -167,12 +202,20 @@ class AmetekMx(PhaseSelectableGridSimulator):
     def program_transient(self, segments: list[GridSegment]) -> None:
         segments = list(segments)
         self._check_segments(segments)          # everything, before the first command
+        ramps = any(s.ramps for s in segments)
+        jumps = any(s.shifts_phase for s in segments)
+        if ramps:
+            self._check_ramps_start_where_the_output_is(segments)
         dwell = ",".join(format_number(s.duration_s) for s in segments)
         freq = ",".join(format_number(s.freq_hz) for s in segments)
         self.write("ABORT")                      # an idle transient system accepts new lists
         self.phases_coupled = True
         self.write(f"LIST:DWEL {dwell}")
         self.write(f"LIST:FREQ {freq}")
+        if ramps:
+            # Hz/s per point; MAX: the point steps to its frequency
+            self.write("LIST:FREQ:SLEW " + ",".join(
+                format_number(round(abs(s.rocof_hz_per_s), 9)) if s.ramps else "MAX" for s in segments))
         if all(s.balanced for s in segments):
             self.write("LIST:VOLT " + ",".join(format_number(s.v_ln_v[0]) for s in segments))
         else:
@@ -182,14 +225,45 @@ class AmetekMx(PhaseSelectableGridSimulator):
                 self.selected_phase = index + 1
                 self.write("LIST:VOLT " + ",".join(format_number(s.v_ln_v[index]) for s in segments))
             self.phases_coupled = True
+        if jumps:
+            self._write_phase_lists(segments)
         self.list_repeat_count = 1
         self.voltage_mode = "list"
         self.frequency_mode = "list"
+        if ramps or jumps or self._event_modes_listed:
+            self.frequency_slew_mode = "list" if ramps else "fixed"
+            self.phase_mode = "list" if jumps else "fixed"
+            self._event_modes_listed = ramps or jumps
         self.transient_trigger_source = "immediate"
         if self.use_trigger_output:
             self.trigger_output_source = "begin"
             self.trigger_output_enabled = True
         self.check_errors(f"programming a {len(segments)}-segment transient")
+
+    def _check_ramps_start_where_the_output_is(self, segments: list[GridSegment]) -> None:
+        """An MX point slews from where the output is (module notes): each ramp must start at
+        the frequency the previous point ended at, the first at the steady frequency."""
+        before_hz = None
+        for number, segment in enumerate(segments, start=1):
+            if segment.ramps:
+                if before_hz is None:
+                    before_hz = self.frequency_hz          # a query: nothing is set yet
+                if abs(segment.start_freq_hz - before_hz) > _FREQ_MATCH_HZ:
+                    raise self.limit_error(
+                        f"segment {number} ramps from {segment.start_freq_hz:g} Hz but the output is at "
+                        f"{before_hz:g} Hz when it starts: an MX list point slews from where the output "
+                        "is, so put a step to the ramp's start frequency before it; nothing was sent",
+                        quantity=f"segment {number} freq_start_hz", value=segment.start_freq_hz)
+            before_hz = segment.freq_hz
+
+    def _write_phase_lists(self, segments: list[GridSegment]) -> None:
+        """LIST:PHAS per phase: its nominal angle plus the segment's shift (0…360 deg)."""
+        self.phases_coupled = False
+        for index in range(3):
+            self.selected_phase = index + 1
+            angles = ((_NOMINAL_PHASE_DEG[index] + s.phase_shift_deg[index]) % 360.0 for s in segments)
+            self.write("LIST:PHAS " + ",".join(format_number(round(a, 6)) for a in angles))
+        self.phases_coupled = True
 
     def start_transient(self) -> None:
         # with TRIG:TRAN:SOUR IMM the list starts as soon as the transient system is initiated
@@ -200,6 +274,10 @@ class AmetekMx(PhaseSelectableGridSimulator):
         self.write("ABORT")
         self.voltage_mode = "fixed"
         self.frequency_mode = "fixed"
+        if self._event_modes_listed:
+            self.frequency_slew_mode = "fixed"
+            self.phase_mode = "fixed"
+            self._event_modes_listed = False
         self.check_errors("aborting the transient")
 
     def measure(self) -> GridReading:

@@ -34,6 +34,20 @@ What remains uncertain, hence a bench option each (``options`` in the bench file
 * Which rear-panel output pulses at the start of a list (to trigger the scope) and how it is
   enabled: not found; the bench wiring must be checked by hand.
 
+Frequency ramps and phase jumps in a list:
+
+* ramps are native: each sequence runs from its ``LIST:FREQ:STAR`` to its ``LIST:FREQ:END``
+  value over its dwell (61500 manual p. 8-18 documents both lists; that the change between
+  them is a straight line over the dwell is the reading of "start"/"end", unconfirmed).
+  A non-ramping sequence has START = END (a step at its start);
+* phase jumps: the public 61512 driver programs ``LIST:DEGR`` (one value per sequence,
+  0…359.9), whose manual page was not found. This driver assumes it is the angle of the
+  phase during that sequence against its fixed-mode position, written per phase like the
+  unbalanced voltages (so a sequence whose angle differs from the previous one's jumps at
+  its start), and states that assumption here and in the twin. The header is a bench
+  option (``list_phase_command``, default ``"LIST:DEGR"``) until the manual settles it. A
+  list without jumps writes zeros where an earlier list left angles.
+
 Output impedance: none of the sources above (61500 manual chapter, the 61512 and 61860
 drivers) has a command for a programmable output impedance, and no 61800 manual text was
 found. The driver therefore offers none: a non-zero impedance raises
@@ -132,6 +146,8 @@ class Chroma61800(PhaseSelectableGridSimulator):
                                    quantity="list_dwell_unit")
         self.list_dwell_per_s = 1000.0 if unit == "ms" else 1.0
         self.send_list_point_count = bool(self.options.get("send_list_point_count", True))
+        self.list_phase_command = str(self.options.get("list_phase_command", "LIST:DEGR"))
+        self._phase_lists_written = False       # angles an earlier list left in the unit
         #: angles of phases 2 and 3 behind phase 1 for a balanced positive sequence
         self.phase_angles_deg = (float(self.options.get("phase_2_deg", 120.0)),
                                  float(self.options.get("phase_3_deg", 240.0)))
@@ -173,6 +189,8 @@ class Chroma61800(PhaseSelectableGridSimulator):
         dwell = ",".join(format_number(round(s.duration_s * self.list_dwell_per_s, 4))
                          for s in segments)
         freq = ",".join(format_number(s.freq_hz) for s in segments)
+        # a ramp runs START -> END over its sequence; a step has START = END
+        freq_start = ",".join(format_number(s.start_freq_hz) for s in segments)
         self.write("TRIG OFF")                       # an idle list accepts new points
         self.output_mode = "fixed"
         self.phases_coupled = True
@@ -182,8 +200,7 @@ class Chroma61800(PhaseSelectableGridSimulator):
         self.list_base = "time"
         self.write(f"LIST:DWEL {dwell}")
         self.write("LIST:SHAPE " + ",".join("A" for _ in segments))   # waveform A: the sine
-        # a step, not a ramp: each point starts and ends at the same level
-        self.write(f"LIST:FREQ:STAR {freq}")
+        self.write(f"LIST:FREQ:STAR {freq_start}")
         self.write(f"LIST:FREQ:END {freq}")
         if all(s.balanced for s in segments):
             levels = ",".join(format_number(s.v_ln_v[0]) for s in segments)
@@ -197,8 +214,25 @@ class Chroma61800(PhaseSelectableGridSimulator):
                 self.write(f"LIST:VOLT:AC:STAR {levels}")
                 self.write(f"LIST:VOLT:AC:END {levels}")
             self.phases_coupled = True
+        self._write_phase_lists(segments)
         self.output_mode = "list"
         self.check_errors(f"programming a {n}-point list transient")
+
+    def _write_phase_lists(self, segments: list[GridSegment]) -> None:
+        """Each phase's angle per sequence (see module notes), 0…359.9 deg; zeros once where
+        an earlier list left angles."""
+        if not any(s.shifts_phase for s in segments):
+            if self._phase_lists_written:
+                self.write(f"{self.list_phase_command} " + ",".join("0" for _ in segments))
+                self._phase_lists_written = False
+            return
+        self.phases_coupled = False
+        for index in range(3):
+            self.selected_phase = index + 1
+            angles = (round(s.phase_shift_deg[index] % 360.0, 1) % 360.0 for s in segments)
+            self.write(f"{self.list_phase_command} " + ",".join(format_number(a) for a in angles))
+        self.phases_coupled = True
+        self._phase_lists_written = True
 
     def start_transient(self) -> None:
         self.write(self.list_trigger_command)

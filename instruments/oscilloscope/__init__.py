@@ -5,9 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import time
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
+from instruments.oscilloscope.record_buffers import RecordBuffers
 from instruments.scpi import ScpiInstrument
 
 
@@ -63,15 +65,15 @@ class RawWaveform:
 class ReadTiming:
     """Where the last ``read_waveform`` spent its time (seconds; diagnostics, never judged).
 
-    ``first_byte_wait_s`` is the instrument preparing the record (the same on any client);
-    the rest is the driver's own cost.
+    ``first_byte_wait_s`` is the instrument preparing the record (the same on any client).
+    The record is converted piece by piece while the rest is still arriving, so
+    ``convert_s`` is the part of ``receive_s`` spent converting, not an addition to it.
     """
 
-    setup_s: float              # source/format settings and preamble queries
-    time_axis_s: float          # output array allocated while the instrument prepares (time axis deferred)
+    setup_s: float              # source/format settings and preamble, until the data query is sent
     first_byte_wait_s: float    # then waiting for the block header
-    receive_s: float            # header → last byte of the block
-    convert_s: float            # codes → volts
+    receive_s: float            # header → last byte received and converted
+    convert_s: float            # codes → volts, inside receive_s
     total_s: float
 
     def as_dict(self) -> dict[str, float]:
@@ -84,20 +86,29 @@ class ReadTiming:
 # page faults and writes — cost more than receiving the block).
 VOLTS_DTYPE = np.float32
 
+#: block bytes received and converted per step of a record download: the piece is converted
+#: while still in the CPU cache, and the instrument keeps sending into the socket's receive
+#: buffer meanwhile (io benchmark: 256 KiB … 1 MiB all do; smaller pieces cost more Python
+#: per byte, larger ones fall out of the cache)
+RECORD_CHUNK_BYTES = 1 << 19
+
 
 def codes_to_volts(codes: np.ndarray, code_offset: float, volts_per_code: float,
                    volts_offset: float, out: np.ndarray | None = None) -> np.ndarray:
     """V = (code − code_offset) · volts_per_code + volts_offset, in place, in ``out``'s dtype.
 
-    One output array and no temporaries: on 10 M points each temporary costs a large
-    allocation and its page faults. Drivers pass an ``out`` array allocated (and its pages
-    touched) while the instrument was still preparing the block.
+    One cast, then in-place passes in that order (a subtraction or addition of 0 is skipped:
+    it changes nothing), no temporaries. (The cast inside a ufunc —
+    ``np.subtract(codes, offset, dtype=float32)`` — goes through numpy's buffered casting
+    and costs as much as three plain passes.)
     """
     volts = np.empty(codes.shape, dtype=VOLTS_DTYPE) if out is None else out
-    # the int16 → float cast happens inside the subtraction: three passes, not four
-    np.subtract(codes, code_offset, out=volts, dtype=volts.dtype)
-    volts *= volts_per_code
-    volts += volts_offset
+    np.copyto(volts, codes)   # int16 → float is exact
+    if code_offset != 0.0:
+        volts -= volts.dtype.type(code_offset)
+    volts *= volts.dtype.type(volts_per_code)
+    if volts_offset != 0.0:
+        volts += volts.dtype.type(volts_offset)
     return volts
 
 
@@ -111,37 +122,72 @@ def sample_times_s(n_points: int, reference_index: float, interval_s: float,
     return t_s
 
 
+class _WordsToVolts:
+    """Block sink: converts each piece of 16-bit little-endian codes into its slice of ``volts``."""
+
+    def __init__(self, volts: np.ndarray, code_offset: float, volts_per_code: float,
+                 volts_offset: float) -> None:
+        self.volts = volts
+        self.scaling = (code_offset, volts_per_code, volts_offset)
+        self.seconds = 0.0
+
+    def __call__(self, offset_bytes: int, data: memoryview) -> None:
+        started = time.perf_counter()
+        codes = np.frombuffer(data, dtype="<i2")
+        first = offset_bytes // 2
+        codes_to_volts(codes, *self.scaling, out=self.volts[first:first + codes.size])
+        self.seconds += time.perf_counter() - started
+
+
 class Oscilloscope(ScpiInstrument, ABC):
-    """Role interface: a multi-channel digitizing oscilloscope, single-shot captures."""
+    """Role interface: a multi-channel digitizing oscilloscope, single-shot captures.
+
+    Option ``record_buffers`` (default 2): how many record output arrays the driver keeps to
+    hand out again once the caller has let go of them (see ``record_buffers.py``); 0 makes
+    every record a new array.
+    """
 
     ROLE = "oscilloscope"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        keep = self.options.get("record_buffers", 2)
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+            super().close()   # the registry gets no driver to close
+            raise self.error(f"option record_buffers = {keep!r} must be a whole number ≥ 0 "
+                             "(record output arrays kept for reuse; 0: none)")
+        self._record_buffers = RecordBuffers(keep=keep)
+
+    def close(self) -> None:
+        self._record_buffers.clear()
+        super().close()
 
     def _download_word_record(self, query: str, n_points: int, *, code_offset: float, volts_per_code: float,
                               volts_offset: float, started_s: float, expectation: str) -> np.ndarray:
         """Send the data query, read its 16-bit little-endian block and return volts (float32),
         recording where the time went in ``last_read_timing``. Shared by the scope families:
-        only their data query and preamble differ."""
+        only their data query and preamble differ.
+
+        The block is converted piece by piece as it arrives (:meth:`read_block_chunks`): no
+        buffer of the whole block, each piece converted while in the CPU cache, while the
+        instrument keeps sending into the socket's receive buffer. The output array comes
+        from the driver's recycled record buffers when one is free; the time axis is left to
+        RawWaveform.uniform (computed only if someone reads it).
+        """
+        volts = self._record_buffers.take(n_points, VOLTS_DTYPE)
+        converter = _WordsToVolts(volts, code_offset, volts_per_code, volts_offset)
         self.write(query)
-        # While the instrument prepares the block: allocate the output and touch its pages
-        # (the page faults of a 10 M-point record would otherwise land in the conversion).
-        # The time axis is left to RawWaveform.uniform: computed only if someone reads it.
         queried = time.perf_counter()
-        volts = np.empty(n_points, dtype=VOLTS_DTYPE)
-        volts.fill(0.0)
-        prepared = time.perf_counter()
-        block = self.read_block(query, expected_bytes=2 * n_points, expectation=expectation)
-        received = time.perf_counter()
-        codes_to_volts(np.frombuffer(block, dtype="<i2"), code_offset, volts_per_code, volts_offset, out=volts)
-        del block
+        self.read_block_chunks(query, converter, chunk_bytes=RECORD_CHUNK_BYTES,
+                               expected_bytes=2 * n_points, expectation=expectation)
         finished = time.perf_counter()
         transfer = self.last_block_transfer
         wait_s = transfer.first_byte_wait_s if transfer else 0.0
         self.last_read_timing = ReadTiming(
-            setup_s=queried - started_s, time_axis_s=prepared - queried, first_byte_wait_s=wait_s,
-            receive_s=(received - prepared) - wait_s, convert_s=finished - received,
+            setup_s=queried - started_s, first_byte_wait_s=wait_s,
+            receive_s=(finished - queried) - wait_s, convert_s=converter.seconds,
             total_s=finished - started_s)
         return volts
-
 
     @abstractmethod
     def configure_channel(self, channel: int, volts_per_div: float, offset_v: float = 0.0) -> None: ...

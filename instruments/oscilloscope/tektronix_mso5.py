@@ -116,6 +116,7 @@ class TektronixMso5(Oscilloscope):
         self.channels: dict[int, TekChannel] = {}
         self._make_channels()
         self.last_read_timing: ReadTiming | None = None
+        self._record_length: int | None = None   # as the last read_waveform found it
 
     def _make_channels(self) -> None:
         self.channels = {n: TekChannel(self, n) for n in range(1, self.channel_count + 1)}
@@ -219,22 +220,44 @@ class TektronixMso5(Oscilloscope):
             return False
         raise self.error(f"'ACQuire:STATE?' answered {reply!r}, expected 0 or 1")
 
+    #: the preamble fields read_waveform needs, in the order read_preamble returns them
+    PREAMBLE_QUERIES = ("WFMOutpre:XINcr?", "WFMOutpre:XZEro?", "WFMOutpre:PT_Off?", "WFMOutpre:YMUlt?",
+                        "WFMOutpre:YOFf?", "WFMOutpre:YZEro?", "WFMOutpre:NR_Pt?")
+
+    def read_preamble(self) -> tuple[float, ...]:
+        """XINcr, XZEro, PT_Off, YMUlt, YOFf, YZEro, NR_Pt of the DATa:SOUrce waveform.
+
+        One concatenated query (set commands and queries may be concatenated in one message,
+        executed in the order received, the replies joined by ``;``), so one
+        round trip instead of seven (MSO54/56/58 programmer manual, Command Syntax,
+        "Concatenating"). Each field is named in the query rather than taken by position
+        from ``WFMOutpre?``, so a model or firmware listing other fields cannot shift them.
+        """
+        return tuple(self.query_floats(self.PREAMBLE_QUERIES))
+
     def read_waveform(self, channel: int) -> RawWaveform:
         started = time.perf_counter()
         self._channel(channel)
-        n_record = int(self.query_float("HORizontal:MODE:RECOrdlength?"))
         self.data_source = f"ch{channel}"
         self.data_encoding = "signed_lsb_first"
         self.bytes_per_point = 2
         self.data_start = 1
-        self.data_stop = max(n_record, 1)
-        x_increment_s = self.x_increment_s
-        x_zero_s = self.x_zero_s
-        point_offset = self.point_offset
-        y_multiplier_v = self.y_multiplier_v
-        y_offset_codes = self.y_offset_codes
-        y_zero_v = self.y_zero_v
-        n_points_raw = self.number_of_points
+        # DATa:STARt 1 and DATa:STOP = the record length select the whole record. The record
+        # length the last read found is checked in the preamble's round trip; it is asked
+        # for on its own only when unknown or changed (every round trip waits for the scope).
+        n_record = self._record_length or int(self.query_float("HORizontal:MODE:RECOrdlength?"))
+        for _ in range(3):
+            self.data_stop = max(n_record, 1)
+            record_now, *preamble = self.query_floats(("HORizontal:MODE:RECOrdlength?",
+                                                       *self.PREAMBLE_QUERIES))
+            if int(record_now) == n_record:
+                break
+            n_record = int(record_now)   # a new record length since the last read: select it
+        else:
+            raise self.error(f"HORizontal:MODE:RECOrdlength? keeps changing ({n_record} now) "
+                             "while the waveform is being selected")
+        self._record_length = n_record
+        x_increment_s, x_zero_s, point_offset, y_multiplier_v, y_offset_codes, y_zero_v, n_points_raw = preamble
         where = f"CH{channel} preamble"
         if not x_increment_s > 0:
             raise self.error(f"{where}: XINcr = {x_increment_s!r} s is not a positive sample interval")
