@@ -18,7 +18,7 @@ PACKAGED_BENCHES = Path(__file__).parent / "benches"
 DEFAULT_BENCH = PACKAGED_BENCHES / "virtual.toml"
 VIRTUAL_RESOURCE = "virtual"
 
-ROLES = ("grid_simulator", "dc_source", "oscilloscope", "ac_load", "power_analyzer")
+ROLES = ("grid_simulator", "dc_source", "oscilloscope", "ac_load", "power_analyzer", "genset", "load_bank")
 REQUIRED_ROLES = ("grid_simulator", "dc_source", "oscilloscope")
 
 
@@ -290,7 +290,27 @@ def _parse_channels(c: _Checker, raw: Any, prefix: str) -> tuple[ScopeChannel, .
     return tuple(channels)
 
 
-def _parse_instruments(c: _Checker, doc: dict, virtual: bool) -> dict[str, InstrumentConfig]:
+def _check_driver_options(c: _Checker, driver_class: Any, options: dict, resource: str, prefix: str,
+                          pcs: PcsConfigEntry) -> dict:
+    """A Modbus driver's options (map, ratings, steps) and resource form; the options with the
+    map's path resolved and the bench's nominal voltage as the default rated voltage."""
+    from instruments.errors import InstrumentError
+    from instruments.modbus_device import modbus_connection
+
+    if resource and resource != VIRTUAL_RESOURCE:
+        try:
+            modbus_connection(prefix.rstrip("."), resource)
+        except InstrumentError as exc:
+            c.problem(f"{prefix}resource", exc.message)
+    normalised, problems = driver_class.check_options(options, bench_dir=c.path.parent,
+                                                      defaults={"v_ll_rated_v": pcs.v_ll_nom_v}
+                                                      if "v_ll_rated_v" in driver_class.OPTIONS else {})
+    for key, message in problems:
+        c.problem(f"{prefix}options.{key}", message)
+    return normalised
+
+
+def _parse_instruments(c: _Checker, doc: dict, virtual: bool, pcs: PcsConfigEntry) -> dict[str, InstrumentConfig]:
     from instruments.registry import DRIVERS  # bench depends on instruments, not the reverse
 
     table = c.table(doc, "instruments")
@@ -330,6 +350,11 @@ def _parse_instruments(c: _Checker, doc: dict, virtual: bool) -> dict[str, Instr
                 channels = _parse_channels(c, entry["channels"], f"{p}channels")
         elif "channels" in entry:
             c.problem(f"{p}channels", "only an oscilloscope has a channel map")
+        driver_class = DRIVERS.get(driver)
+        if driver_class is not None and hasattr(driver_class, "check_options"):
+            # Modbus roles (genset, load bank): their options are the instrument's nameplate
+            # and register map, checked here so a bad bench file fails before anything starts
+            options = _check_driver_options(c, driver_class, options, resource, p, pcs)
         instruments[role] = InstrumentConfig(role, driver, resource, expected_model, timeout_s,
                                              dict(options), channels)
     return instruments
@@ -399,7 +424,7 @@ def load_bench(path: Path | str | None = None) -> BenchConfig:
     pcs = _parse_pcs(c, doc)
     if virtual is None and pcs.connection.get("host") == VIRTUAL_RESOURCE:
         c.problem("pcs.connection.host", "'virtual' is only allowed on a bench with a [virtual] table")
-    instruments = _parse_instruments(c, doc, virtual is not None)
+    instruments = _parse_instruments(c, doc, virtual is not None, pcs)
     safety = _parse_safety(c, doc)
     if c.problems:
         raise BenchFileError(path, c.problems)
@@ -424,4 +449,17 @@ def virtual_plant_config(bench: BenchConfig, extra_defects: tuple[str, ...] | li
                       vdc_max_v=pcs.vdc_max_v, manufacturer=nameplate.manufacturer,
                       model=nameplate.model, serial=serial),
         defects=defects,
+        genset=_virtual_genset(bench),
     )
+
+
+def _virtual_genset(bench: BenchConfig):
+    """The plant's genset when the bench lists a genset controller: the set its entry describes
+    (rating and ISO 8528-5 class), at the bench's nominal voltage and frequency."""
+    entry = bench.instruments.get("genset")
+    if entry is None:
+        return None
+    from bench.sim.genset import GensetConfig
+
+    return GensetConfig(iso_class=str(entry.options["iso_class"]), s_rated_va=float(entry.options["s_rated_va"]),
+                        v_ll_nom_v=bench.pcs.v_ll_nom_v, f_nom_hz=bench.pcs.f_nom_hz)

@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,6 +21,7 @@ from bench.capture import WaveformCapture
 from bench.config import BenchConfig, BenchFileError, load_bench
 from bench.evidence import RunFolder, new_run_id, software_version
 from bench.measurements import MeasurementRecorder
+from bench.power_capture import PowerReadings
 from bench.profiles import Profile, ProfileError, load_profile
 
 log = logging.getLogger("bessbench")
@@ -49,6 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "test_id(id): the qualification test id (T1…T12, DR, C1, C2)")
+    config.addinivalue_line("markers", "profile_sections(*keys): the profile sections the plan reads; "
+                                       "a profile without one of them skips the plan with that reason")
     try:
         bench = load_bench(config.getoption("--bench"))
         profile = load_profile(bench.profile, relative_to=bench.path.parent)
@@ -91,7 +95,36 @@ def _describe_run_in_report(config: pytest.Config, bench: BenchConfig, profile: 
     })
 
 
+def _not_in_profile_reason(profile: Profile, key: str) -> str:
+    return (f"profile {profile.id!r} ({profile.path}) has no '{key}': that requirement set does not "
+            f"state this test, so it is not judged against it")
+
+
+def profile_procedure(metafunc: pytest.Metafunc, argname: str, key: str) -> Any | None:
+    """``profile.setting(key)`` for a plan's ``pytest_generate_tests``; if the profile lacks the
+    key (an IEEE 1547 profile states no islanded-regulation test), ``argname`` gets one
+    placeholder marked skip with that reason, and None is returned: the plan shows in the run
+    as skipped, never vanishes, never errors at collection."""
+    profile = metafunc.config.stash[PROFILE_KEY]
+    if profile.has(key):
+        return profile.setting(key)
+    metafunc.parametrize(argname, [pytest.param(None, id="not-in-profile", marks=pytest.mark.skip(
+        reason=_not_in_profile_reason(profile, key)))])
+    return None
+
+
+def _skip_items_the_profile_does_not_state(config: pytest.Config, items: list[pytest.Item]) -> None:
+    profile = config.stash[PROFILE_KEY]
+    for item in items:
+        for marker in item.iter_markers("profile_sections"):
+            missing = [key for key in marker.args if not profile.has(key)]
+            if missing:
+                item.add_marker(pytest.mark.skip(reason=_not_in_profile_reason(profile, missing[0])))
+                break
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _skip_items_the_profile_does_not_state(config, items)
     wanted = {test_id.upper() for test_id in config.getoption("--test-id")}
     if not wanted:
         return
@@ -207,6 +240,50 @@ def ac_load(bench_session):
 
 
 @pytest.fixture(scope="session")
+def genset(bench_session):
+    """The genset controller (docs/modbus_instruments.md); plans that need a genset are skipped
+    on a bench without one."""
+    if "genset" not in bench_session.instruments:
+        pytest.skip(f"this bench has no genset (roles: {', '.join(bench_session.instruments)})")
+    return bench_session.instrument("genset")
+
+
+@pytest.fixture(scope="session")
+def load_bank(bench_session):
+    """The RLC load bank (docs/modbus_instruments.md); plans that need one are skipped on a
+    bench without it."""
+    if "load_bank" not in bench_session.instruments:
+        pytest.skip(f"this bench has no load_bank (roles: {', '.join(bench_session.instruments)})")
+    return bench_session.instrument("load_bank")
+
+
+@pytest.fixture(scope="session")
+def power_analyzer(bench_session):
+    """The power analyzer, its readings stamped with the bench clock; plans that need one are
+    skipped on a bench without it."""
+    if "power_analyzer" not in bench_session.instruments:
+        pytest.skip(f"this bench has no power_analyzer (roles: {', '.join(bench_session.instruments)})")
+    analyzer = bench_session.instrument("power_analyzer")
+    analyzer.use_clock(bench_session.clock.now_s)
+    return analyzer
+
+
+@pytest.fixture(scope="session")
+def power_readings(bench_session, run_folder) -> PowerReadings | None:
+    """Calibrated power-analyzer readings on the bench clock (log while something else runs, or
+    capture a window; evidence written first), or None on a bench without a power analyzer:
+    plans that use it as their reference where there is one take this fixture."""
+    if "power_analyzer" not in bench_session.instruments:
+        return None
+    analyzer = bench_session.instrument("power_analyzer")
+    analyzer.use_clock(bench_session.clock.now_s)
+    return PowerReadings(analyzer, bench_session.clock, run_folder,
+                         identity=bench_session.identities.get("power_analyzer"),
+                         corrections=bench_session.channel_corrections("power_analyzer"),
+                         valid_for_qualification=bench_session.valid_for_qualification)
+
+
+@pytest.fixture(scope="session")
 def capture(bench_session, run_folder) -> WaveformCapture:
     scope_config = bench_session.config.instruments["oscilloscope"]
     return WaveformCapture(bench_session.instrument("oscilloscope"), scope_config.channels,
@@ -273,8 +350,11 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     outcome = yield
     report = outcome.get_result()
     if report.when != "call":
-        if report.when == "setup" and report.failed:
-            item.config.stash[RESULTS_KEY].append((item, "ERROR", _first_line(report)))
+        if report.when == "setup" and (report.failed or report.skipped):
+            # a plan skipped before it ran (bench lacks an instrument, profile lacks the test)
+            # is listed with its reason, like one that skipped while running
+            verdict = "ERROR" if report.failed else "SKIP"
+            item.config.stash[RESULTS_KEY].append((item, verdict, _first_line(report)))
         return
     recorder = item.stash.get(RECORDER_KEY, None)
     verdict = "PASS" if report.passed else ("SKIP" if report.skipped else "FAIL")

@@ -3,18 +3,22 @@ reference for what the PCS's telemetry points measure.
 
 Pure functions. `reference_readings` turns one steady three-phase capture into the quantities
 a PCS reports (P, Q, S, PF, per-phase and line-to-line rms voltage, per-phase rms current,
-frequency) with bench.analysis; the plan compares them with the PCS's telemetry.
+frequency) with bench.analysis; the plan compares them with the PCS's telemetry. Where the
+bench has a power analyzer, `with_analyzer` replaces every quantity the analyzer measures by
+its readings' mean (the meter is the better reference) and says which ones it replaced.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from bench.analysis import frequency_hz, per_cycle_power, per_cycle_rms
 from dut.pointmap import VendorPoint
+from instruments.power_analyzer import PowerReading
 
 
 def range_problem(point: VendorPoint, value: Any) -> str | None:
@@ -93,6 +97,39 @@ def reference_readings(v_abc_v: np.ndarray, i_abc_a: np.ndarray, *, sample_rate_
     return ReferenceReadings(p_w, q_var, s_va, p_w / s_va if s_va > 0 else 1.0,
                              tuple(float(v) for v in v_rms), float(v_ll), tuple(float(i) for i in i_rms),
                              float(np.mean(f.f_hz)))
+
+
+def with_analyzer(scope: ReferenceReadings, readings: Sequence[PowerReading]) -> tuple[ReferenceReadings, set[str]]:
+    """The reference with every quantity the analyzer measures taken from the mean of its reads
+    (P, Q, S, PF from the Σ; f; the per-phase voltages to neutral and currents its wiring gives),
+    and which values it supplied: field names, per-phase ones as ``"i_rms_a[0]"``. The rest
+    (line-to-line voltage, what the wiring does not measure) stays the scope's."""
+    if not readings:
+        raise ValueError("no power-analyzer readings to take the reference from")
+
+    def mean(values: Sequence[float | None]) -> float | None:
+        return None if any(v is None for v in values) else float(np.mean(values))
+
+    p_w, q_var = mean([r.sigma.p_w for r in readings]), mean([r.sigma.q_var for r in readings])
+    # S as the PCS reports it, √(P² + Q²) (the analyzer's Type 1 Σ S, a sum of U·I per element,
+    # exceeds it under unbalance; the scope's reference uses √(P² + Q²) too)
+    s_va = math.hypot(p_w, q_var)
+    changes: dict[str, Any] = {"p_w": p_w, "q_var": q_var, "s_va": s_va, "pf": p_w / s_va if s_va > 0 else 1.0}
+    supplied = set(changes)
+    frequency = mean([r.freq_hz for r in readings])
+    if frequency is not None:
+        changes["freq_hz"] = frequency
+        supplied.add("freq_hz")
+    for field, per_phase in (("v_ln_rms_v", PowerReading.phase_voltages_ln_v),
+                             ("i_rms_a", PowerReading.phase_currents_a)):
+        measured = [per_phase(r) for r in readings]
+        values = list(getattr(scope, field))
+        for k, phase in enumerate("abc"):
+            if all(phase in m for m in measured):
+                values[k] = mean([m[phase] for m in measured])
+                supplied.add(f"{field}[{k}]")
+        changes[field] = tuple(values)
+    return dataclasses.replace(scope, **changes), supplied
 
 
 def error_pct_of_reading(reported: float | None, reference: float) -> float | None:

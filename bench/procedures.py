@@ -77,6 +77,32 @@ def voltage_event(v_pu: float, duration_s: float, v_ln_nom_v: float, f_nom_hz: f
     return [GridSegment(duration_s, during, f_nom_hz), GridSegment(RETURN_SEGMENT_S, nominal, f_nom_hz)]
 
 
+def frequency_excursion(to_hz: float, hold_s: float, v_ln_nom_v: float, f_nom_hz: float,
+                        rocof_hz_per_s: float | None) -> list[GridSegment]:
+    """Nominal to to_hz at rocof_hz_per_s (None: a step), held hold_s, back to nominal at the
+    same rate, then nominal: a frequency ride-through point or a RoCoF point."""
+    if not hold_s > 0.0:
+        raise ValueError(f"hold_s must be > 0, got {hold_s!r}")
+    nominal = (v_ln_nom_v,) * 3
+    if rocof_hz_per_s is None:
+        return [GridSegment(hold_s, nominal, to_hz), GridSegment(RETURN_SEGMENT_S, nominal, f_nom_hz)]
+    if not rocof_hz_per_s > 0.0:
+        raise ValueError(f"rocof_hz_per_s must be > 0, got {rocof_hz_per_s!r}")
+    ramp_s = abs(to_hz - f_nom_hz) / rocof_hz_per_s
+    return [GridSegment(ramp_s, nominal, to_hz, freq_start_hz=f_nom_hz),
+            GridSegment(hold_s, nominal, to_hz),
+            GridSegment(ramp_s, nominal, f_nom_hz, freq_start_hz=to_hz),
+            GridSegment(RETURN_SEGMENT_S, nominal, f_nom_hz)]
+
+
+def phase_jump_event(shift_deg: tuple[float, float, float], hold_s: float, v_ln_nom_v: float,
+                     f_nom_hz: float) -> list[GridSegment]:
+    """The phases jump by shift_deg (A, B, C) and stay there hold_s, then jump back: two jumps."""
+    nominal = (v_ln_nom_v,) * 3
+    return [GridSegment(hold_s, nominal, f_nom_hz, phase_shift_deg=tuple(shift_deg)),
+            GridSegment(RETURN_SEGMENT_S, nominal, f_nom_hz)]
+
+
 def balanced_sag(residual_v_pu: float, duration_s: float, v_ln_nom_v: float,
                  f_nom_hz: float) -> list[GridSegment]:
     """A three-phase sag to residual_v_pu for duration_s, then back to nominal."""

@@ -1,9 +1,9 @@
 """A bench session: the opened instruments, the PCS, the clock, and the way back to safety.
 
 Opening identifies every instrument (*IDN?) and the PCS and records them in the run folder.
-`safe_state()` always runs in the same order — PCS stop, AC source output off, DC source
-output off — and goes on through every step even when one fails (a dead link must not stop
-the DC source from being switched off).
+`safe_state()` always runs in the same order — PCS stop, loads off, genset breaker open and
+engine stop, AC source output off, DC source output off — and goes on through every step even
+when one fails (a dead link must not stop the DC source from being switched off).
 """
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ from calibration.records import RECORDS_DIR, ChannelCorrection, load_records
 from bench.clock import BenchClock, LockstepClock, WallClock
 from bench.config import BenchConfig
 from bench.evidence import RunFolder
+from bench.power_capture import analyzer_input_ratios
 
 log = logging.getLogger("bessbench.session")
 
-# The PCS stops first (it must not feed a bus being switched off), then the AC load drops the
-# bus, then the sources open; every step runs even when an earlier one failed.
-SAFE_STATE_ORDER = ("pcs", "ac_load", "grid_simulator", "dc_source")
+# The PCS stops first (it must not feed a bus being switched off), then the loads drop the bus
+# (AC load, then the load bank's steps), then the sources open (the genset's breaker and engine,
+# the grid simulator, the DC source); every step runs even when an earlier one failed. The power
+# analyzer has no output: its step sends nothing and is listed so the report shows it.
+SAFE_STATE_ORDER = ("pcs", "ac_load", "load_bank", "genset", "grid_simulator", "dc_source", "power_analyzer")
 
 
 @dataclass
@@ -86,18 +89,22 @@ class BenchSession:
         """A probe other than the one the certificate covers voids the channel's calibration."""
         if status.record is None:
             return status
-        for channel in self.config.instruments[role].channels:
-            certified = status.record.channel(channel.channel).probe_ratio
-            if certified is not None and abs(certified - channel.ratio) > 1e-9 * certified:
+        inputs = [(c.channel, c.ratio, c.name) for c in self.config.instruments[role].channels]
+        inputs += analyzer_input_ratios(role, self.config.instruments[role].options)   # its CTs / VTs
+        for number, ratio, name in inputs:
+            certified = status.record.channel(number).probe_ratio
+            if certified is not None and abs(certified - ratio) > 1e-9 * certified:
                 return dataclasses.replace(
                     status, state="probe_mismatch",
-                    detail=f"channel {channel.channel} ({channel.name}) uses ratio {channel.ratio:g} in the "
+                    detail=f"channel {number} ({name}) uses ratio {ratio:g} in the "
                            f"bench file, the certificate {status.record.certificate} covers {certified:g}")
         return status
 
     def channel_corrections(self, role: str) -> dict[int, ChannelCorrection]:
         for status in self.calibration:
             if status.role == role and status.record is not None:
+                if role.startswith("power_analyzer"):   # its inputs (bench/power_capture.py numbering)
+                    return {c.channel: c for c in status.record.channels}
                 return {c.channel: status.record.channel(c.channel)
                         for c in self.config.instruments[role].channels}
         return {}
@@ -134,6 +141,10 @@ class BenchSession:
                 report.steps.append({"role": role, "outcome": "not open"})
                 continue
             if role == "pcs" and not self.allow_control:
+                report.steps.append({"role": role, "outcome": "done (read-only: never commanded)"})
+                continue
+            if getattr(target, "control_allowed", True) is False:
+                # a genset or load bank the bench file does not let us command was never commanded
                 report.steps.append({"role": role, "outcome": "done (read-only: never commanded)"})
                 continue
             report.steps.append({"role": role, "outcome": self._make_safe(role, target)})

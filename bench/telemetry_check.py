@@ -15,6 +15,15 @@ staleness: that is the time misalignment a SCADA system sees.
 Reference values are stamped at the *end* of their averaging window, the convention of the
 PCS's telemetry time stamp (the time of the values, i.e. of the window just completed) and of
 a meter's aggregation intervals; a step then shows at the same time in both series.
+
+Two references. A power analyzer (``reference_from_readings``) is the meter T1 asks for: it
+judges the steady-state error of reading of every quantity it measures. Its reads are stamped
+with the bench-clock time of the read, and each read's values come from an update interval
+that ended up to one interval earlier, so only reads at least two intervals into a steady
+part are sure to describe it (``settled_parts``). The oscilloscope's waveforms
+(``reference_from_waveforms``) resolve a step to a fraction of a cycle: they time the steps,
+and stand in for quantities the analyzer does not measure (per-phase voltages to neutral on a
+3P3W analyzer) or on a bench without one (``prefer_reference``).
 """
 from __future__ import annotations
 
@@ -26,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from bench.analysis import first_time_reaching, frequency_hz, per_cycle_power, per_cycle_rms
+from instruments.power_analyzer import PowerReading
 
 # Telemetry quantities compared with the reference, named as the columns of the telemetry
 # poller's frame (dut/telemetry.py), so both sides index the same way.
@@ -73,6 +83,47 @@ def reference_from_waveforms(t_first_s: float, v_abc_v: ArrayLike, i_abc_a: Arra
     values.update(zip(PHASE_VOLTAGE_COLUMNS, v_rms.rms))
     values.update(zip(PHASE_CURRENT_COLUMNS, i_rms.rms))
     return ReferenceSeries(t_s=power.t_s + 0.5 * window_s, values=values, source=source, window_s=window_s)
+
+
+def reference_from_readings(readings: Sequence[PowerReading], *, source: str) -> ReferenceSeries:
+    """The analyzer's reads as a reference series: Σ P and Q, the first element's frequency,
+    and the per-phase voltages to neutral and currents its wiring measures (a column it does
+    not measure is absent). ``t_s`` is each read's bench-clock time; ``window_s`` the update
+    interval (the values' window ended within one interval before ``t_s``)."""
+    if not readings:
+        raise ValueError("no power-analyzer readings: nothing to judge against")
+    values: dict[str, NDArray[np.float64]] = {
+        "p_w": np.array([r.sigma.p_w for r in readings], dtype=np.float64),
+        "q_var": np.array([r.sigma.q_var for r in readings], dtype=np.float64),
+        "freq_hz": np.array([np.nan if r.freq_hz is None else r.freq_hz for r in readings], dtype=np.float64),
+    }
+    for columns, per_phase in ((PHASE_VOLTAGE_COLUMNS, PowerReading.phase_voltages_ln_v),
+                               (PHASE_CURRENT_COLUMNS, PowerReading.phase_currents_a)):
+        measured = [per_phase(r) for r in readings]
+        for phase, column in zip("abc", columns):
+            if all(phase in m for m in measured):
+                values[column] = np.array([m[phase] for m in measured], dtype=np.float64)
+    return ReferenceSeries(t_s=np.array([r.t_s for r in readings], dtype=np.float64), values=values,
+                           source=source, window_s=float(readings[0].update_interval_s))
+
+
+def settled_parts(parts: Mapping[str, tuple[float, float]], lag_s: float) -> dict[str, tuple[float, float]]:
+    """The parts with their start moved ``lag_s`` later (a read-stamped reference whose values
+    may describe up to ``lag_s`` before the read: only reads that late describe the part)."""
+    return {name: (start_s + lag_s, end_s) for name, (start_s, end_s) in parts.items()}
+
+
+def prefer_reference(primary: Sequence[PartMeans], fallback: Sequence[PartMeans]) -> list[PartMeans]:
+    """Per part and column, the primary reference's means where it measured the column, else the
+    fallback's (both lists from ``part_means`` over the same parts, in the same order)."""
+    if len(primary) != len(fallback):
+        raise ValueError(f"{len(primary)} primary and {len(fallback)} fallback means: not the same parts")
+    out = []
+    for first, second in zip(primary, fallback):
+        if (first.part, first.column) != (second.part, second.column):
+            raise ValueError(f"means out of step: {first.part}/{first.column} vs {second.part}/{second.column}")
+        out.append(first if first.reference is not None else second)
+    return out
 
 
 # ------------------------------------------------------------------ clocks and time stamps
@@ -147,12 +198,14 @@ class PartMeans:
 def part_means(reference: ReferenceSeries, telemetry_t_s: ArrayLike, telemetry: Mapping[str, ArrayLike],
                parts: Mapping[str, tuple[float, float]]) -> list[PartMeans]:
     """Means of every compared column over every part (bench time [start, end)), reference
-    windows by their end time and telemetry by its read time; parts in the order given."""
+    windows by their end time and telemetry by its read time; parts in the order given. A
+    column the reference does not measure has no reference mean (None)."""
     out = []
     for part, (start_s, end_s) in parts.items():
         for column in COMPARED_COLUMNS:
-            out.append(PartMeans(part, column,
-                                 segment_mean(reference.t_s, reference.values[column], start_s, end_s),
+            reference_mean = (segment_mean(reference.t_s, reference.values[column], start_s, end_s)
+                              if column in reference.values else None)
+            out.append(PartMeans(part, column, reference_mean,
                                  segment_mean(telemetry_t_s, telemetry[column], start_s, end_s)))
     return out
 

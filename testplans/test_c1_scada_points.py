@@ -17,8 +17,12 @@ Procedure:
                      it within the profile's tolerance: P, Q, S and PF against P/Q from the
                      scope's waveforms (bench.analysis), per-phase and line-to-line voltage,
                      per-phase current and frequency against the scope, DC voltage and current
-                     against the DC source. Two points with different Q also show a reactive
-                     power reading that does not follow (a frozen channel);
+                     against the DC source. Where the bench has a power analyzer, it is read at
+                     its update interval through the capture and every quantity it measures is
+                     judged against its mean instead (P, Q, S, PF, f, and the per-phase voltages
+                     and currents its wiring gives); each judged value names its reference. Two
+                     points with different Q also show a reactive power reading that does not
+                     follow (a frozen channel);
   3 writes  with the PCS stopped (a setting change then acts on nothing), every writable
             setting of the map is written with a valid value other than its present one,
             read back, and restored — the restore runs in a `finally`, so the PCS is never
@@ -32,6 +36,7 @@ Every limit comes from the profile; the report names the clause that judged it.
 from __future__ import annotations
 
 import csv
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,16 +45,18 @@ import pytest
 from bench.capture import CaptureSettings
 from bench.plugin import PROFILE_KEY
 from bench.point_check import (error_pct_of_base, error_pct_of_reading, range_problem, reference_readings,
-                               same_point_value, write_test_value)
+                               same_point_value, with_analyzer, write_test_value)
 from bench.procedures import PHASE_CURRENTS, PHASE_VOLTAGES, capture_transient, energise_bench, run_pcs_at
 from dut.errors import DutError
 from dut.event_log import EVENT_POINTS
 from dut.records import RECORD_POINTS
 from instruments.grid_simulator import GridSegment
 
-pytestmark = pytest.mark.test_id("C1")
+pytestmark = [pytest.mark.test_id("C1"), pytest.mark.profile_sections("c1")]
 
 MARKER_SEGMENT_S = 0.05  # the nominal-voltage "transient" whose trigger output starts the scope
+SCOPE_REFERENCE = "oscilloscope"
+DC_REFERENCE = "DC source"
 STOPPED_STATES = ("OFF", "STANDBY")
 
 
@@ -157,7 +164,7 @@ def _mean_of(snapshots: list, field: str, index: int | None = None) -> float | N
 
 def test_C1_telemetry_agrees_with_reference(operating_point: OperatingPoint, energised, bench_config, profile,
                                             pcs, dc_source, grid_simulator, capture, clock, measurements,
-                                            run_folder, request):
+                                            run_folder, power_readings, request):
     pcs_cfg = bench_config.pcs
     procedure = profile.setting("c1.procedure")
     s_rated_va = pcs_cfg.s_rated_va
@@ -167,25 +174,40 @@ def test_C1_telemetry_agrees_with_reference(operating_point: OperatingPoint, ene
     pcs.set_reactive_power_var(operating_point.q_pu * s_rated_va)
     clock.wait(procedure["settle_s"])
 
-    # --- capture: scope, PCS telemetry throughout, DC source in the middle ----------------
+    # --- capture: scope, PCS telemetry (and the power analyzer) throughout, DC source in the middle
     snapshots: list = []
     poller = clock.every(procedure["telemetry_poll_s"], lambda now_s: snapshots.append(pcs.telemetry()),
                          name="PCS telemetry")
     dc_readings: list[tuple[float, float]] = []
     settings = CaptureSettings(sample_rate_hz=procedure["sample_rate_hz"], duration_s=procedure["capture_s"],
                                pretrigger_s=procedure["capture_s"] / 2)
+    analyzer_log = power_readings.logger() if power_readings is not None else None
     try:
-        frame = capture_transient(
-            capture, clock, grid_simulator,
-            [GridSegment(MARKER_SEGMENT_S, (pcs_cfg.v_ln_nom_v,) * 3, pcs_cfg.f_nom_hz)], settings,
-            test_name=request.node.name, capture_name="steady_waveforms",
-            metadata={"operating_point": operating_point.label},
-            during=(0.0, lambda: dc_readings.append((dc_source.measure_voltage_v(), dc_source.measure_current_a()))))
+        with analyzer_log or nullcontext():
+            frame = capture_transient(
+                capture, clock, grid_simulator,
+                [GridSegment(MARKER_SEGMENT_S, (pcs_cfg.v_ln_nom_v,) * 3, pcs_cfg.f_nom_hz)], settings,
+                test_name=request.node.name, capture_name="steady_waveforms",
+                metadata={"operating_point": operating_point.label},
+                during=(0.0, lambda: dc_readings.append((dc_source.measure_voltage_v(),
+                                                         dc_source.measure_current_a()))))
     finally:
         poller.cancel()
     reference = reference_readings(frame[PHASE_VOLTAGES].to_numpy().T, frame[PHASE_CURRENTS].to_numpy().T,
                                    sample_rate_hz=settings.sample_rate_hz, f_nominal_hz=pcs_cfg.f_nom_hz)
+    from_analyzer: set[str] = set()
+    if analyzer_log is not None:
+        power_readings.save(request.node.name, "analyzer_readings", analyzer_log.readings,
+                            metadata={"operating_point": operating_point.label})
+        reference, from_analyzer = with_analyzer(reference, analyzer_log.readings)
+    measurements.record("reference_is_power_analyzer", 0.0 if analyzer_log is None else 1.0, "bool")
     vdc_ref_v, idc_ref_a = dc_readings[0]
+
+    def source_of(field: str, index: int | None) -> str:
+        if field in ("vdc_v", "idc_a"):
+            return DC_REFERENCE
+        key = field if index is None else f"{field}[{index}]"
+        return power_readings.description if key in from_analyzer else SCOPE_REFERENCE
 
     # --- judge: each reported quantity against the bench's ---------------------------------
     clauses = {name: profile.clause(f"c1.agreement.{name}", units) for name, units in (
@@ -221,15 +243,18 @@ def test_C1_telemetry_agrees_with_reference(operating_point: OperatingPoint, ene
         error = error_of(reported, ref)
         clause = clauses[clause_name]
         what = field if index is None else f"{field}[{'ABC'[index]}]"
-        rows.append([what, reported, ref, units, error, clause.units])
+        source = source_of(field, index)
+        rows.append([what, reported, ref, units, error, clause.units, source])
         measurements.record(
             name, error, clause.units, clause=clause, low=-clause.value, high=clause.value,
             fail_message=(f"the PCS does not report {what}" if reported is None else
                           f"the PCS reports {what} = {reported:.6g} {units} where the bench measures {ref:.6g} {units} "
                           f"({error:+.3g} {clause.units})") +
-                         f" at {operating_point.label}; at most ±{clause.value:g} {clause.units} is allowed")
+                         f" at {operating_point.label}; at most ±{clause.value:g} {clause.units} is allowed"
+                         f" (reference: {source})")
     _evidence_csv(run_folder, request.node.name, "telemetry_vs_reference.csv",
-                  ["telemetry", "reported (mean)", "reference", "units", "error", "error units"], rows)
+                  ["telemetry", "reported (mean)", "reference", "units", "error", "error units", "reference instrument"],
+                  rows)
     measurements.record("telemetry_reads_averaged", float(len(snapshots)), "reads")
     measurements.verdict()
 

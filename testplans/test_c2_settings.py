@@ -28,7 +28,7 @@ import pytest
 from bench.settings_check import SettingComparison, Tolerances, compare_settings, load_approved_settings
 from dut.errors import ModbusPointError
 
-pytestmark = pytest.mark.test_id("C2")
+pytestmark = [pytest.mark.test_id("C2"), pytest.mark.profile_sections("c2")]
 
 
 @pytest.fixture(scope="module")

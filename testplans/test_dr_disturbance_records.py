@@ -54,13 +54,13 @@ from bench.disturbance_records import (channels_by_quantity, elapsed_time_mismat
                                        step_onset_s)
 from bench.dr_plot import RecordOverlayPlot, plot_record_overlay
 from bench.evidence import safe_name
-from bench.plugin import PROFILE_KEY
+from bench.plugin import profile_procedure
 from bench.procedures import (PHASE_CURRENTS, PHASE_VOLTAGES, balanced_sag, capture_transient, energise_bench,
                               run_pcs_at, write_ride_through)
 from dut.pcs import RecordInfo
 from instruments.grid_simulator import GridSegment
 
-pytestmark = pytest.mark.test_id("DR")
+pytestmark = [pytest.mark.test_id("DR"), pytest.mark.profile_sections("dr")]
 
 MARKER_SEGMENT_S = 0.05  # the nominal-voltage "transient" whose trigger output starts the scope
 # which three quantities carry each kind of event's step, in the record and in the capture
@@ -98,7 +98,9 @@ def _event_label(index: int, event: dict) -> str:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "event_index" in metafunc.fixturenames:
-        events = metafunc.config.stash[PROFILE_KEY].setting("dr.procedure.events")
+        events = profile_procedure(metafunc, "event_index", "dr.procedure.events")
+        if events is None:
+            return
         metafunc.parametrize("event_index", range(len(events)),
                              ids=[_event_label(i, e) for i, e in enumerate(events)])
 

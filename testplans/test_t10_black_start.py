@@ -27,15 +27,17 @@ from bench.island_procedures import RUNNING, back_to_grid_following, black_start
 from bench.islanded import BusSignals, bus_signals, energising_figures, load_step_figures
 from bench.islanded_plot import IslandPlot, plot_island
 from bench.plots import LevelMarker, TimeMarker
-from bench.plugin import PROFILE_KEY
+from bench.plugin import profile_procedure
 from bench.procedures import PHASE_CURRENTS, PHASE_VOLTAGES
 
-pytestmark = pytest.mark.test_id("T10")
+pytestmark = [pytest.mark.test_id("T10"), pytest.mark.profile_sections("black_start")]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "load_step" in metafunc.fixturenames:
-        steps_pu = metafunc.config.stash[PROFILE_KEY].setting("black_start.procedure.load_steps_pu")
+        steps_pu = profile_procedure(metafunc, "load_step", "black_start.procedure.load_steps_pu")
+        if steps_pu is None:
+            return
         pairs = list(zip(steps_pu[:-1], steps_pu[1:]))
         metafunc.parametrize("load_step", pairs, ids=[f"{a:.0%}-to-{b:.0%}" for a, b in pairs])
 

@@ -40,7 +40,7 @@ from bench.soc_check import (ai_duty_list, band_figures, dc_energy_wh, drift_ser
                              reserve_soc_pct, soc_drift_pct)
 from dut.telemetry import TelemetryPoller  # noqa: E402
 
-pytestmark = pytest.mark.test_id("T11")
+pytestmark = [pytest.mark.test_id("T11"), pytest.mark.profile_sections("soc_management", "lvrt", "demand_response")]
 
 SECONDS_PER_HOUR = 3600.0
 

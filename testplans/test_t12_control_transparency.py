@@ -37,7 +37,7 @@ from bench.transparency import (DeclaredResponse, DeclaredVsMeasuredPlot, Submis
                                 response_quantity_pu)
 from instruments.grid_simulator import GridSegment
 
-pytestmark = pytest.mark.test_id("T12")
+pytestmark = [pytest.mark.test_id("T12"), pytest.mark.profile_sections("transparency")]
 
 QUANTITY_LABELS = {"p_pu": "active power P (pu of S rated)", "q_pu": "reactive power Q (pu of S rated)",
                    "iq_pu": "reactive current Iq (pu of rated current)"}

@@ -16,17 +16,22 @@ Then once: the PCS is stopped while the scope records; the STATE event of its lo
 the bench clock, must match the moment its current collapses, and the log's time stamps must
 show 1 ms resolution.
 
-The reference is the bench's own measurement: a power analyzer where the bench has one (no
-driver yet: that path is skipped with its reason), otherwise the oscilloscope's calibrated
-waveforms through bench.analysis. An oscilloscope is not a class 0.5S meter; the run records
-that it was the reference and stays judgeable.
+The reference is the bench's own measurement. Where the bench has a power analyzer (role
+power_analyzer), it is polled on the bench clock at its update interval throughout the record
+and judges the steady-state error of every quantity it measures (P, Q, f, and the per-phase V
+and I its wiring gives; a 3P3W analyzer has no voltages to neutral, and the scope stands in
+for those). The oscilloscope's calibrated waveforms (bench.analysis) always time the P and Q
+steps: an analyzer's update interval is far coarser than the 5 ms alignment budget. On a bench
+without an analyzer the scope is the reference for everything; it is not a class 0.5S meter,
+and the run records which instrument was the reference for each quantity.
 Every limit comes from the profile; the report names the clause that judged it.
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import matplotlib
 
@@ -43,17 +48,19 @@ from bench.procedures import (PHASE_CURRENTS, PHASE_VOLTAGES, RETURN_SEGMENT_S, 
 from bench.telemetry_check import (PHASE_CURRENT_COLUMNS, PHASE_VOLTAGE_COLUMNS, PartMeans,  # noqa: E402
                                    ReferenceSeries, StepTimes, clock_offset_s, distinct_device_samples,
                                    drop_time_s, error_pct_of_base, error_pct_of_reading, evident_resolution_s,
-                                   largest_change, missing_fields, part_means, reference_from_waveforms,
-                                   step_times, tracking_ratio)
+                                   largest_change, missing_fields, part_means, prefer_reference,
+                                   reference_from_readings, reference_from_waveforms, settled_parts, step_times,
+                                   tracking_ratio)
 from dut.errors import NotSupportedByPcs  # noqa: E402
 from dut.telemetry import TelemetryPoller  # noqa: E402
 from instruments.grid_simulator import GridSegment  # noqa: E402
 
-pytestmark = pytest.mark.test_id("T1")
+pytestmark = [pytest.mark.test_id("T1"), pytest.mark.profile_sections("telemetry")]
 
 SCOPE_REFERENCE = "oscilloscope, not a class 0.5S meter"
 SCOPE_REFERENCE_METHOD = ("calibrated PCC voltages and PCS currents from the oscilloscope; P, Q, V, I and f "
                           "through bench.analysis, averaged as the PCS declares it averages")
+ANALYZER_REFERENCE_METHOD = "means over its update intervals, read on the bench clock"
 PART_BEFORE_F_STEP, PART_AFTER_F_STEP, PART_AFTER_PQ_STEP = (
     "before the frequency step", "after the frequency step", "after the P/Q step")
 
@@ -78,16 +85,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference_meter(bench_config) -> str:
-    """Which instrument the telemetry is judged against."""
-    if "power_analyzer" in bench_config.instruments:
-        # T1 asks for a meter comparison; judging against the scope while the bench holds the
-        # right instrument would hide that it is not used. A power_analyzer fixture and a
-        # reference series from its readings (like reference_from_waveforms) close this.
-        pytest.skip("the bench file has a power analyzer (role power_analyzer), the reference T1 asks for, "
-                    "but bessbench drives no power analyzer yet; remove it from the bench file to judge "
-                    "against the oscilloscope instead")
-    return SCOPE_REFERENCE
+def reference_meter(power_readings) -> str:
+    """Which instrument judges the telemetry's steady-state accuracy: the power analyzer where
+    the bench has one (the meter T1 asks for), else the oscilloscope."""
+    return SCOPE_REFERENCE if power_readings is None else power_readings.description
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,7 @@ def at_operating_point(point: OperatingPoint, energised_bench, bench_config, pro
 
 def test_T1_telemetry_at_operating_point(point: OperatingPoint, at_operating_point, reference_meter, bench_config,
                                          profile, grid_simulator, capture, pcs, clock, measurements,
-                                         run_folder, request):
+                                         run_folder, power_readings, request):
     pcs_cfg = bench_config.pcs
     procedure = profile.setting("telemetry.procedure")
     s_rated_va = pcs_cfg.s_rated_va
@@ -136,7 +137,10 @@ def test_T1_telemetry_at_operating_point(point: OperatingPoint, at_operating_poi
         pcs.set_reactive_power_var(q_after_var)
         pcs.set_active_power_w(p_after_w)
 
-    with TelemetryPoller(pcs, clock, procedure["poll_period_s"], name="T1 telemetry") as poller:
+    # the analyzer (if any) is read at its update interval through the whole record
+    analyzer_log = power_readings.logger() if power_readings is not None else None
+    with TelemetryPoller(pcs, clock, procedure["poll_period_s"], name="T1 telemetry") as poller, \
+            (analyzer_log or nullcontext()):
         frame = capture_transient(
             capture, clock, grid_simulator, frequency_step, settings, test_name=request.node.name,
             capture_name="reference_waveforms", metadata={"operating_point": point.label},
@@ -144,17 +148,21 @@ def test_T1_telemetry_at_operating_point(point: OperatingPoint, at_operating_poi
     telemetry = poller.frame()
     telemetry.attrs.update({"operating_point": point.label, "reference": reference_meter})
     run_folder.save_capture(request.node.name, "pcs_telemetry", telemetry)
+    if analyzer_log is not None:
+        power_readings.save(request.node.name, "analyzer_readings", analyzer_log.readings,
+                            metadata={"operating_point": point.label})
     snapshots = [snapshot for _, snapshot, _ in poller.samples]
 
     # --- analysis -----------------------------------------------------------------
     step_s = step_sent["t_s"]
     trigger_s = step_s - step_after_trigger_s   # the scope's t = 0 on the bench clock
     guard_s = procedure["guard_s"]
+    # the scope's waveforms: step timing always, and the fallback reference
     reference = reference_from_waveforms(
         trigger_s + float(frame.index[0]), frame[PHASE_VOLTAGES].to_numpy().T, frame[PHASE_CURRENTS].to_numpy().T,
         sample_rate_hz=settings.sample_rate_hz, f_nominal_hz=pcs_cfg.f_nom_hz,
         window_cycles=procedure["reference_window_cycles"], step_fraction=procedure["reference_step_fraction"],
-        source=f"{reference_meter}: {SCOPE_REFERENCE_METHOD}")
+        source=f"{SCOPE_REFERENCE}: {SCOPE_REFERENCE_METHOD}")
     parts = {PART_BEFORE_F_STEP: (trigger_s - settings.pretrigger_s, trigger_s),
              PART_AFTER_F_STEP: (trigger_s + guard_s, step_s),
              PART_AFTER_PQ_STEP: (step_s + guard_s, trigger_s + after_trigger_s)}
@@ -162,15 +170,27 @@ def test_T1_telemetry_at_operating_point(point: OperatingPoint, at_operating_poi
     device_t_s = telemetry["device_time_s"].to_numpy(dtype=float, na_value=np.nan)
     columns = {name: telemetry[name].to_numpy(dtype=float, na_value=np.nan) for name in telemetry.columns
                if name in reference.values}
-    means = part_means(reference, read_t_s, columns, parts)
+    scope_means = part_means(reference, read_t_s, columns, parts)
+    sources = {column: SCOPE_REFERENCE for column in reference.values}
+    means, analyzer_reference = scope_means, None
+    if analyzer_log is not None:
+        analyzer_reference = reference_from_readings(analyzer_log.readings,
+                                                     source=f"{reference_meter}: {ANALYZER_REFERENCE_METHOD}")
+        # a read's values may describe up to two update intervals before it (the interval it
+        # completed last, read late in the next): only reads that far into a part describe it
+        analyzer_means = part_means(analyzer_reference, read_t_s, columns,
+                                    settled_parts(parts, 2.0 * analyzer_reference.window_s))
+        means = prefer_reference(analyzer_means, scope_means)
+        sources.update({column: reference_meter for column in analyzer_reference.values})
     # PCS clock → bench clock from the reads before the step, where nothing under test moves
     offset_s = clock_offset_s(read_t_s[read_t_s < step_s], device_t_s[read_t_s < step_s])
     where = f"at {point.p_pu:.0%} of rated power"
-    note = f" (reference: {reference_meter})"
 
     # --- judge: accuracy, each quantity at its worst steady part ------------------------
-    measurements.record("reference_is_class_0_5S_meter", 0.0, "bool")   # recorded, not judged
-    judge = _ErrorJudge(measurements, means, where, note)
+    measurements.record("reference_is_class_0_5S_meter", 0.0 if analyzer_log is None else 1.0,
+                        "bool")   # recorded, not judged: a power analyzer is at least that
+    measurements.record("reference_is_power_analyzer", 0.0 if analyzer_log is None else 1.0, "bool")
+    judge = _ErrorJudge(measurements, means, where, sources)
     judge.record("p_error_of_reading", "P", ["p_w"], profile.clause("telemetry.p_error", "% of reading"),
                  error_pct_of_reading, scale=1e3, units="kW")
     # Q: an error of reading where |Q| is large enough for one to mean something, else of S rated
@@ -214,13 +234,14 @@ def test_T1_telemetry_at_operating_point(point: OperatingPoint, at_operating_poi
             f"tracking_{column}", ratio, "pu of the reference change", clause=tracking, low=tracking.value,
             fail_message=f"flatlined channel: the PCS's {column} reading moved by {moved} while the reference "
                          f"moved by {after.reference - before.reference:+.4g} ({before.part} → {after.part}, "
-                         f"{where}); it must show at least {tracking.value:.0%} of the change" + note)
+                         f"{where}); it must show at least {tracking.value:.0%} of the change"
+                         f" (reference: {sources[column]})")
 
-    # --- judge: time alignment of the P and Q steps -----------------------------------
+    # --- judge: time alignment of the P and Q steps (timed on the scope's waveforms) ---------
     alignment = profile.clause("telemetry.time_alignment", "ms")
     steps = {}
     for column, name in (("p_w", "P"), ("q_var", "Q")):
-        before, after = _part(means, PART_AFTER_F_STEP, column), _part(means, PART_AFTER_PQ_STEP, column)
+        before, after = _part(scope_means, PART_AFTER_F_STEP, column), _part(scope_means, PART_AFTER_PQ_STEP, column)
         steps[column] = step_times(reference.t_s, reference.values[column], (before.reference, after.reference),
                                    device_t_s, columns[column], (before.telemetry, after.telemetry), offset_s,
                                    after_s=parts[PART_AFTER_F_STEP][0])
@@ -231,12 +252,14 @@ def test_T1_telemetry_at_operating_point(point: OperatingPoint, at_operating_poi
             fail_message=(f"the PCS telemetry never showed the {name} step" if misalignment_ms is None else
                           f"the PCS telemetry shows the {name} step {misalignment_ms:+.1f} ms from the reference")
                          + f" ({where}; PCS time stamps placed on the bench clock through the offset seen on "
-                           f"reads before the step); at most ±{alignment.value:g} ms is allowed" + note)
+                           f"reads before the step); at most ±{alignment.value:g} ms is allowed"
+                         f" (step timing: {SCOPE_REFERENCE})")
 
     # --- evidence plot --------------------------------------------------------------
     plot = _plot_window(
         f"T1 telemetry vs reference, {point.p_pu:.0%} of rated power ({profile.id})", reference, telemetry,
-        offset_s, parts, step_s, steps, run_folder.plot_path(request.node.name, "telemetry_vs_reference"))
+        offset_s, parts, step_s, steps, run_folder.plot_path(request.node.name, "telemetry_vs_reference"),
+        analyzer=analyzer_reference)
     measurements.plots.append(plot)
     measurements.verdict()
 
@@ -292,7 +315,7 @@ def test_T1_event_log_time_alignment(energised_bench, reference_meter, bench_con
     event_on_bench_s = None if state_event is None or offset_s is None else state_event.time_s + offset_s
 
     # --- judge --------------------------------------------------------------------
-    note = f" (reference: {reference_meter})"
+    note = f" (reference: {SCOPE_REFERENCE}; the stop is timed on its waveforms)"
     resolution = profile.clause("telemetry.event_resolution", "ms")
     evident_s = evident_resolution_s([e.time_s for e in events])
     measurements.record(
@@ -330,10 +353,11 @@ def _part(means: list[PartMeans], part: str, column: str) -> PartMeans:
 
 
 class _ErrorJudge:
-    """Records one quantity's error at its worst steady part (and phase), against one clause."""
+    """Records one quantity's error at its worst steady part (and phase), against one clause,
+    naming the instrument that was the reference for it (``sources``: column → instrument)."""
 
-    def __init__(self, measurements, means: list[PartMeans], where: str, note: str):
-        self.measurements, self.means, self.where, self.note = measurements, means, where, note
+    def __init__(self, measurements, means: list[PartMeans], where: str, sources: Mapping[str, str]):
+        self.measurements, self.means, self.where, self.sources = measurements, means, where, sources
 
     def record(self, name: str, quantity: str, columns, clause, error: Callable[[float | None, float], float | None],
                *, scale: float, units: str, where_reference: Callable[[float], bool] = lambda _: True) -> None:
@@ -352,14 +376,16 @@ class _ErrorJudge:
                        f"{m.reference / scale:.4g} {units} ({m.part}, {self.where}): {value:+.3g} {clause.units}")
         self.measurements.record(
             name, value, clause.units, clause=clause, low=-clause.value, high=clause.value,
-            fail_message=f"{message}; at most ±{clause.value:g} {clause.units} is allowed{self.note}")
+            fail_message=f"{message}; at most ±{clause.value:g} {clause.units} is allowed"
+                         f" (reference: {self.sources.get(m.column, SCOPE_REFERENCE)})")
 
 
 def _plot_window(title: str, reference: ReferenceSeries, telemetry, offset_s: float | None,
                  parts: dict[str, tuple[float, float]], step_s: float,
-                 steps: dict[str, StepTimes], path: Path) -> Path:
-    """Left: reference and telemetry P and Q over the record, the judged steady parts shaded.
-    Right: the P/Q step, zoomed, with the time each series shows it."""
+                 steps: dict[str, StepTimes], path: Path, analyzer: ReferenceSeries | None = None) -> Path:
+    """Left: reference and telemetry P and Q over the record, the judged steady parts shaded
+    (and the power analyzer's reads, where the bench has one). Right: the P/Q step, zoomed,
+    with the time each series shows it."""
     fig, axes = plt.subplots(2, 2, figsize=(13, 6.6), gridspec_kw={"width_ratios": [2.2, 1]})
     device_t_s = telemetry["device_time_s"].to_numpy(dtype=float, na_value=np.nan)
     # the zoom reaches the later of the two step marks, however late the telemetry is
@@ -380,6 +406,9 @@ def _plot_window(title: str, reference: ReferenceSeries, telemetry, offset_s: fl
             ax.plot((reference.t_s - step_s) * scale, reference.values[column] / 1e3, lw=1.1,
                     label=f"{label}, reference ({reference_label}; one-cycle mean at its end)")
             ax.plot(pcs_x_s * scale, pcs_v / 1e3, ".-", ms=4, lw=0.6, color="tab:orange", label=pcs_label)
+            if analyzer is not None and ax is full:
+                ax.plot(analyzer.t_s - step_s, analyzer.values[column] / 1e3, "s", ms=3, color="tab:green",
+                        label=f"{label}, {analyzer.source.split(':')[0]} (at read time)")
             ax.set_ylabel(unit)
             ax.grid(True, alpha=0.3)
         for name, (start_s, end_s) in parts.items():

@@ -5,7 +5,10 @@ Procedure:
            load (resistive) on it; the PCS black-starts it in grid-forming droop mode with the
            profile's droops;
   stimulus for each step of the profile (resistive, inductive, capacitive), from the base load,
-           the bank adds the step's branch (constant impedance at nominal voltage);
+           the bank adds the step's branch (constant impedance at nominal voltage). The bench's
+           RLC load bank draws the steps, quantised to its contactors (the step actually drawn
+           is recorded and judged); a bench without one uses its AC load's constant-impedance
+           mode;
   capture  per-phase bus voltage and PCS current; the scope is started by the phase-A current
            rising past the midpoint of its before and after peaks (t = 0 within one cycle after
            the step, so the step is placed one cycle before the trigger);
@@ -13,8 +16,9 @@ Procedure:
            back within their bands around their settled values), and the damping ratio of the
            voltage oscillation after the step (no unstable or poorly damped ring; an
            oscillation too small to fit is recorded, not judged). Definitions: bench/islanded.py.
-A bench whose AC load cannot draw a step's branch (an electronic load without a linear
-reactive mode) skips that step and says so. Every limit comes from the profile.
+A bench without a load bank whose AC load cannot draw a step's branch (an electronic load
+without a linear reactive mode) skips that step and says so; a bench with neither skips T2.
+Every limit comes from the profile.
 Afterwards the PCS is stopped, set back to grid following and the grid reconnected.
 """
 from __future__ import annotations
@@ -26,15 +30,16 @@ import pytest
 
 from bench.capture import CaptureSettings
 from bench.edge_capture import capture_on_edge
-from bench.island_procedures import RUNNING, back_to_grid_following, black_start, make_dead_bus
+from bench.island_procedures import (RUNNING, RlcLoad, back_to_grid_following, black_start, island_rlc_load,
+                                     make_dead_bus)
 from bench.islanded import bus_signals, load_step_figures
 from bench.islanded_plot import IslandPlot, plot_island
 from bench.plots import LevelMarker, TimeMarker
-from bench.plugin import PROFILE_KEY
+from bench.plugin import profile_procedure
 from bench.procedures import PHASE_CURRENTS, PHASE_VOLTAGES
 from instruments.ac_load import LoadCapabilityError
 
-pytestmark = pytest.mark.test_id("T2")
+pytestmark = [pytest.mark.test_id("T2"), pytest.mark.profile_sections("islanded_regulation")]
 
 
 @dataclass(frozen=True)
@@ -42,73 +47,93 @@ class BankStep:
     kind: str               # "resistive" | "inductive" | "capacitive"
     size_pu: float          # of rated power (W or var)
 
-    def bank_pu(self, base_pu: float) -> tuple[float, float, float]:
-        """(P, Q inductive, Q capacitive) of the bank after the step, pu of rating."""
-        return (base_pu + (self.size_pu if self.kind == "resistive" else 0.0),
-                self.size_pu if self.kind == "inductive" else 0.0,
-                self.size_pu if self.kind == "capacitive" else 0.0)
+    def bank_after(self, base_pu: float, s_rated_va: float) -> RlcLoad:
+        """The bank after the step (W, var at nominal voltage) from the base load, pu of rating."""
+        return RlcLoad((base_pu + (self.size_pu if self.kind == "resistive" else 0.0)) * s_rated_va,
+                       (self.size_pu if self.kind == "inductive" else 0.0) * s_rated_va,
+                       (self.size_pu if self.kind == "capacitive" else 0.0) * s_rated_va)
+
+    def drawn_pu(self, after: RlcLoad, base: RlcLoad, s_rated_va: float) -> float:
+        """The step actually drawn (quantised by a load bank), pu of rating."""
+        if self.kind == "resistive":
+            return (after.p_w - base.p_w) / s_rated_va
+        return (after.q_inductive_var if self.kind == "inductive" else after.q_capacitive_var) / s_rated_va
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "bank_step" in metafunc.fixturenames:
-        entries = metafunc.config.stash[PROFILE_KEY].setting("islanded_regulation.steps")
+        entries = profile_procedure(metafunc, "bank_step", "islanded_regulation.steps")
+        if entries is None:
+            return
         steps = [BankStep(str(e["kind"]), float(e["p_pu"] if e["kind"] == "resistive" else e["q_pu"]))
                  for e in entries]
         metafunc.parametrize("bank_step", steps, ids=[s.kind for s in steps])
 
 
-def draw(ac_load, bench_config, p_pu: float, q_inductive_pu: float = 0.0, q_capacitive_pu: float = 0.0) -> None:
-    s_va = bench_config.pcs.s_rated_va
-    ac_load.set_rlc_load(p_pu * s_va, q_inductive_pu * s_va, q_capacitive_pu * s_va,
-                         v_ln_nominal_v=bench_config.pcs.v_ln_nom_v)
+@pytest.fixture(scope="module")
+def rlc_load(bench_session, bench_config):
+    """What draws the RLC steps: the load bank, else the AC load's constant-impedance mode."""
+    load = island_rlc_load(bench_session.instruments, bench_config)
+    if load is None:
+        pytest.skip("T2 needs a load to step on the island: this bench has neither a load_bank nor an "
+                    f"ac_load (roles: {', '.join(bench_session.instruments)})")
+    return load
 
 
 @pytest.fixture(scope="module")
-def island(bench_config, dc_source, grid_simulator, ac_load, pcs, clock, profile):
+def island(bench_config, dc_source, grid_simulator, rlc_load, pcs, clock, profile):
     """The black-started island at the base load; afterwards the bench as other plans expect it."""
     procedure = profile.setting("islanded_regulation.procedure")
     # the base load goes on first: the bus then discharges through it once the grid is gone
-    draw(ac_load, bench_config, procedure["base_load_pu"])
+    rlc_load.draw(RlcLoad(procedure["base_load_pu"] * bench_config.pcs.s_rated_va))
     make_dead_bus(bench_config, dc_source, grid_simulator, pcs, clock, control_mode=procedure["control_mode"],
                   droop_f_pct=procedure["droop_f_pct"], droop_v_pct=procedure["droop_v_pct"],
                   settle_s=procedure["dead_bus_settle_s"])
     black_start(pcs, clock, timeout_s=procedure["start_timeout_s"])
     clock.wait(procedure["energise_s"])
     yield procedure
-    back_to_grid_following(bench_config, grid_simulator, ac_load, pcs, clock, settle_s=procedure["restore_settle_s"])
+    back_to_grid_following(bench_config, grid_simulator, rlc_load, pcs, clock, settle_s=procedure["restore_settle_s"])
 
 
 @pytest.fixture
-def at_base_load(island, ac_load, pcs, clock, bench_config):
+def at_base_load(island, rlc_load, pcs, clock, bench_config) -> RlcLoad:
+    """The island at the base load; returns the base load as drawn."""
     procedure = island
     state = pcs.telemetry().state
     if state != RUNNING:
         pytest.fail(f"the island is not energised (PCS {state}): no load step")
-    draw(ac_load, bench_config, procedure["base_load_pu"])
+    base = rlc_load.draw(RlcLoad(procedure["base_load_pu"] * bench_config.pcs.s_rated_va))
     clock.wait(procedure["settle_s"])
-    return procedure
+    return base
 
 
-def test_T2_islanded_load_step(bank_step: BankStep, at_base_load, bench_config, profile, capture, ac_load, pcs,
-                               clock, measurements, run_folder, request):
-    procedure = at_base_load
+def test_T2_islanded_load_step(bank_step: BankStep, island, at_base_load, bench_config, profile, capture, rlc_load,
+                               pcs, clock, measurements, run_folder, request):
+    procedure, base = island, at_base_load
     pcs_cfg = bench_config.pcs
-    base_pu = procedure["base_load_pu"]
-    after_pu = bank_step.bank_pu(base_pu)
+    s_va = pcs_cfg.s_rated_va
+    base_pu = base.p_w / s_va
+    try:
+        after = rlc_load.planned(bank_step.bank_after(procedure["base_load_pu"], s_va))
+    except LoadCapabilityError as refusal:
+        pytest.skip(f"{bank_step.kind} step not run on this bench: {refusal}")
+    drawn_pu = bank_step.drawn_pu(after, base, s_va)
     settings = CaptureSettings(sample_rate_hz=procedure["sample_rate_hz"], duration_s=procedure["record_s"],
                                pretrigger_s=procedure["pretrigger_s"])
     # phase-A current peaks before and after the step at nominal voltage (pu of rating → A)
-    peak_per_pu_a = math.sqrt(2.0) * pcs_cfg.s_rated_va / (3.0 * pcs_cfg.v_ln_nom_v)
-    after_mag_pu = math.hypot(after_pu[0], after_pu[1] - after_pu[2])
+    peak_per_pu_a = math.sqrt(2.0) * s_va / (3.0 * pcs_cfg.v_ln_nom_v)
+    after_mag_pu = math.hypot(after.p_w, after.q_inductive_var - after.q_capacitive_var) / s_va
     level_a = (base_pu + after_mag_pu) / 2 * peak_per_pu_a
     try:
         frame = capture_on_edge(
             capture, clock, settings, PHASE_VOLTAGES + PHASE_CURRENTS, trigger_on="i_a", level=level_a, slope="rise",
-            stimulus=lambda: draw(ac_load, bench_config, *after_pu), test_name=request.node.name,
-            capture_name="load_step", metadata={"step": bank_step.kind, "size_pu": bank_step.size_pu})
+            stimulus=lambda: rlc_load.draw(after), test_name=request.node.name, capture_name="load_step",
+            metadata={"step": bank_step.kind, "size_pu": bank_step.size_pu, "drawn_pu": drawn_pu,
+                      "drawn_by": rlc_load.what})
     except LoadCapabilityError as refusal:
         pytest.skip(f"{bank_step.kind} step not run on this bench: {refusal}")
-    after = pcs.telemetry()
+    measurements.record("step_drawn", drawn_pu, "pu")
+    after_step = pcs.telemetry()
 
     window_s = 1.0 / pcs_cfg.f_nom_hz
     t_s = frame.index.to_numpy()
@@ -122,7 +147,7 @@ def test_T2_islanded_load_step(bank_step: BankStep, at_base_load, bench_config, 
                             final_s=procedure["final_s"], v_band_pu=v_band.value, f_band_hz=f_band.value,
                             fit_window_s=procedure["fit_window_s"], window_s=window_s)
 
-    label = f"the {bank_step.size_pu:g} pu {bank_step.kind} step"
+    label = f"the {drawn_pu:.3g} pu {bank_step.kind} step"
     v_dev = profile.clause("islanded_regulation.voltage_deviation.max", "pu")
     f_dev = profile.clause("islanded_regulation.frequency_deviation.max", "Hz")
     settle = profile.clause("islanded_regulation.settling_time.max", "s")
@@ -161,11 +186,13 @@ def test_T2_islanded_load_step(bank_step: BankStep, at_base_load, bench_config, 
     else:
         measurements.record("damping_ratio", None if osc is None else osc.damping_ratio, "pu")
     measurements.record(
-        "running_after_step", 1.0 if after.state == RUNNING else 0.0, "bool", low=1.0,
-        fail_message=f"after {label} the PCS reports {after.state} ({after.trip_reason or 'no trip reason'})")
+        "running_after_step", 1.0 if after_step.state == RUNNING else 0.0, "bool", low=1.0,
+        fail_message=f"after {label} the PCS reports {after_step.state} "
+                     f"({after_step.trip_reason or 'no trip reason'})")
 
     plot = IslandPlot(
-        title=f"T2 islanded {bank_step.kind} step of {bank_step.size_pu:g} pu on {base_pu:g} pu base ({profile.id})",
+        title=f"T2 islanded {bank_step.kind} step of {drawn_pu:.3g} pu on {base_pu:.3g} pu base, drawn by "
+              f"{rlc_load.what} ({profile.id})",
         t_s=t_s, v_phases={n: frame[n].to_numpy() for n in PHASE_VOLTAGES},
         i_phases={n: frame[n].to_numpy() for n in PHASE_CURRENTS}, cycle_t_s=sig.t_s, v_pu=sig.v_pu, f_hz=sig.f_hz,
         current_pu={"|I1| PCS (pu)": sig.i_pu}, shaded_s=(step_at_s, step_at_s + window_s),

@@ -31,7 +31,7 @@ from bench.procedures import (PHASE_CURRENTS, PHASE_VOLTAGES, balanced_sag, capt
                               run_pcs_at, write_ride_through)
 from bench.ride_through import ride_through_signals
 
-pytestmark = pytest.mark.test_id("T3")
+pytestmark = [pytest.mark.test_id("T3"), pytest.mark.profile_sections("current_limit")]
 
 PRIORITY_NAMES = {"P": "active-current (P) priority", "Q": "reactive-current (Q) priority",
                   "mixed": "mixed priority (both scaled)"}

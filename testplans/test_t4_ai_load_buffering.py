@@ -28,7 +28,7 @@ from bench.buffering_procedure import (AiLoadCase, ai_load_cases, buffering_limi
                                        return_to_base_load, run_ai_load_case, start_buffering, stop_buffering)
 from bench.plugin import PROFILE_KEY
 
-pytestmark = pytest.mark.test_id("T4")
+pytestmark = [pytest.mark.test_id("T4"), pytest.mark.profile_sections("ai_buffering")]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -31,7 +31,7 @@ from bench.weak_grid import (SeriesImpedance, WeakerThanTarget, added_impedance_
                              wiring_impedance)
 from instruments.grid_simulator import NoProgrammableImpedance
 
-pytestmark = pytest.mark.test_id("T5")
+pytestmark = [pytest.mark.test_id("T5"), pytest.mark.profile_sections("weak_grid", "ai_buffering")]
 
 
 @dataclass(frozen=True)

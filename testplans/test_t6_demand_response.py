@@ -31,7 +31,7 @@ from bench.plugin import PROFILE_KEY
 from bench.procedures import PHASE_CURRENTS, PHASE_VOLTAGES, energise_bench, run_pcs_at
 from instruments.grid_simulator import GridSegment
 
-pytestmark = pytest.mark.test_id("T6")
+pytestmark = [pytest.mark.test_id("T6"), pytest.mark.profile_sections("demand_response")]
 
 MARKER_SEGMENT_S = 0.05  # the nominal-voltage "transient" whose trigger output starts a record
 PREPOSITION_TOLERANCE_PU = 0.02  # close enough to the starting setpoint to begin (not judged)

@@ -34,7 +34,7 @@ from bench.plots import LevelMarker, TimeMarker
 from bench.procedures import PHASE_CURRENTS, PHASE_VOLTAGES, energise_bench, run_pcs_at
 from instruments.grid_simulator import GridSegment
 
-pytestmark = pytest.mark.test_id("T8")
+pytestmark = [pytest.mark.test_id("T8"), pytest.mark.profile_sections("island_transition")]
 
 GRID_CURRENTS = ["ig_a", "ig_b"]
 MARKER_SEGMENT_S = 0.05   # the nominal-voltage "transient" whose trigger output starts the record

@@ -35,6 +35,6 @@ def test_ctrl_c_mid_run_ends_safe(tmp_path):
             process.kill()
     assert process.returncode == 1, stdout[-3000:]
     steps = json.loads((out / "safe_state.json").read_text())[-1]
-    assert [s["role"] for s in steps] == ["pcs", "ac_load", "grid_simulator", "dc_source"]
+    assert [s["role"] for s in steps] == ["pcs", "ac_load", "load_bank", "genset", "grid_simulator", "dc_source", "power_analyzer"]
     assert all(s["outcome"] == "done" for s in steps), steps
     assert (out / "virtual_bench.log").read_text().rstrip().endswith("virtual bench stopped")

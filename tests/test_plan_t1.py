@@ -5,6 +5,7 @@ defect it exists to catch.
 Each qualify run starts its own virtual bench; `-k` keeps the defect runs to one or two points.
 """
 import math
+import re
 
 import numpy as np
 import pytest
@@ -22,12 +23,17 @@ from bench.telemetry_check import (
     midpoint_crossing_s,
     missing_fields,
     part_means,
+    prefer_reference,
+    reference_from_readings,
     reference_from_waveforms,
     segment_mean,
+    settled_parts,
     step_times,
     tracking_ratio,
 )
+from bench.config import DEFAULT_BENCH
 from dut.pcs import TelemetrySnapshot
+from instruments.power_analyzer import ElementReading, PowerReading
 from plan_runs import failed_measurements, measurement_rows, qualify
 
 F_NOM_HZ = 60.0
@@ -80,6 +86,51 @@ def test_reference_shows_a_sharp_q_step_half_a_window_after_it_happens():
     crossing_s = midpoint_crossing_s(ref.t_s, ref.values["q_var"], 0.0, q_after, after_s=0.1)
     # a one-cycle mean stamped at its window's end is half-way through the step T/2 later
     assert crossing_s == pytest.approx(step_s + PERIOD_S / 2, abs=1e-3)
+
+
+# ------------------------------------------------------------------ the reference from a power analyzer
+
+def _reading(t_s: float, wiring: str, p_w: float, currents_a=(100.0, 101.0, 102.0)) -> PowerReading:
+    count = 3 if wiring == "3P4W" else 2
+    u = 277.0 if wiring == "3P4W" else 480.0
+    elements = tuple(ElementReading(str(k + 1), u, currents_a[k], p_w / count, p_w / count, 0.0, 1.0, 60.01)
+                     for k in range(count))
+    return PowerReading(t_s, 0.05, wiring, elements,
+                        ElementReading("sigma", u, 101.0, p_w, p_w, 5e3, 1.0, None))
+
+
+def test_reference_from_readings_takes_what_the_wiring_measures():
+    four = reference_from_readings([_reading(1.0, "3P4W", 1e5), _reading(1.05, "3P4W", 2e5)], source="WT")
+    assert four.t_s.tolist() == [1.0, 1.05] and four.window_s == 0.05 and four.source == "WT"
+    assert four.values["p_w"].tolist() == [1e5, 2e5] and four.values["q_var"].tolist() == [5e3, 5e3]
+    assert four.values["freq_hz"].tolist() == [60.01, 60.01]          # the first element's, the unit's sync
+    assert four.values["v_b_ln_v"].tolist() == [277.0, 277.0] and four.values["i_c_a"].tolist() == [102.0, 102.0]
+    three = reference_from_readings([_reading(1.0, "3P3W", 1e5)], source="WT")
+    assert set(three.values) == {"p_w", "q_var", "freq_hz", "i_a_a", "i_b_a"}   # no v to neutral, no i_c
+    with pytest.raises(ValueError, match="no power-analyzer readings"):
+        reference_from_readings([], source="WT")
+
+
+def test_a_partial_reference_leaves_the_rest_to_the_fallback():
+    t = np.arange(0.0, 2.0, 0.05)
+    analyzer = reference_from_readings([_reading(x, "3P3W", 1e5 if x < 1.0 else 2e5) for x in t], source="WT")
+    scope_values = {name: np.full(t.size, 7.0) for name in
+                    ("p_w", "q_var", "v_a_ln_v", "v_b_ln_v", "v_c_ln_v", "i_a_a", "i_b_a", "i_c_a", "freq_hz")}
+    scope = ReferenceSeries(t_s=t, values=scope_values, source="scope", window_s=PERIOD_S)
+    telemetry = {name: np.full(t.size, 1.0) for name in scope_values}
+    parts = {"one": (0.0, 1.0), "two": (1.0, 2.0)}
+    # a read's values may describe two update intervals before it: the second part's first
+    # two reads (1.0, 1.05 s) are left out of it
+    assert settled_parts(parts, 0.1) == {"one": (0.1, 1.0), "two": (1.1, 2.0)}
+    from_analyzer = part_means(analyzer, t, telemetry, settled_parts(parts, 0.1))
+    assert [m.reference for m in from_analyzer if m.column == "v_a_ln_v"] == [None, None]
+    combined = prefer_reference(from_analyzer, part_means(scope, t, telemetry, parts))
+    by_key = {(m.part, m.column): m.reference for m in combined}
+    assert by_key[("one", "p_w")] == pytest.approx(1e5) and by_key[("two", "p_w")] == pytest.approx(2e5)
+    assert by_key[("two", "v_c_ln_v")] == 7.0 and by_key[("one", "i_c_a")] == 7.0    # the scope's
+    assert by_key[("one", "i_b_a")] == 101.0                                          # the analyzer's
+    with pytest.raises(ValueError, match="not the same parts"):
+        prefer_reference(from_analyzer[:-1], combined)
 
 
 # ------------------------------------------------------------------ clocks and time stamps
@@ -235,6 +286,9 @@ def test_T1_passes_the_healthy_pcs_at_every_point(tmp_path):
     assert "PASS  T1   test_T1_event_log_time_alignment" in result.stdout
     rows = measurement_rows(out)
     names = {r["name"] for r in rows}
+    # the shipped virtual bench has a power analyzer: the meter T1 asks for judges the accuracy
+    assert [float(r["value"]) for r in rows if r["name"] == "reference_is_power_analyzer"] == [1.0] * 4
+    assert len(list((out / "captures").rglob("analyzer_readings.parquet"))) == 4
     assert {"p_error_of_reading", "q_error_of_reading", "q_error_near_zero", "voltage_error", "current_error",
             "frequency_error", "missing_channels", "tracking_p_w", "tracking_q_var", "tracking_freq_hz",
             "tracking_v_a_ln_v", "tracking_i_a_a", "time_alignment_p", "time_alignment_q",
@@ -252,8 +306,34 @@ def test_T1_fails_a_pcs_that_reports_p_3_percent_high(tmp_path):
     assert result.returncode == 1, result.stdout[-4000:]
     assert "FAIL  T1   test_T1_telemetry_at_operating_point[50pct-rated]" in result.stdout
     assert "PCS telemetry P read" in result.stdout and "+3 % of reading" in result.stdout
-    assert "at most ±0.5 % of reading is allowed" in result.stdout
+    assert "at most ±0.5 % of reading is allowed (reference: power analyzer YOKOGAWA WT5000" in result.stdout
     assert failed_measurements(out) == {"p_error_of_reading"}
+
+
+def _bench_without_power_analyzer(tmp_path):
+    text = DEFAULT_BENCH.read_text()
+    text, removed = re.subn(r"\n\[instruments\.power_analyzer\]\n.*?\n\n", "\n\n", text, flags=re.S)
+    assert removed == 1
+    path = tmp_path / "scope_only.toml"
+    path.write_text(text)
+    return path
+
+
+def test_T1_judges_against_the_scope_on_a_bench_without_a_power_analyzer(tmp_path):
+    out = tmp_path / "run"
+    result = qualify("-k", "T1 and 50pct", "--bench", str(_bench_without_power_analyzer(tmp_path)), "--out", str(out))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "PASS  T1   test_T1_telemetry_at_operating_point[50pct-rated]" in result.stdout
+    rows = measurement_rows(out)
+    assert [float(r["value"]) for r in rows if r["name"] == "reference_is_power_analyzer"] == [0.0]
+    assert not list((out / "captures").rglob("analyzer_readings.parquet"))
+    failing = tmp_path / "defect"
+    result = qualify("-k", "T1 and 50pct", "--bench", str(_bench_without_power_analyzer(tmp_path)),
+                     "--defect", "telemetry_scale_error", "--out", str(failing))
+    assert result.returncode == 1, result.stdout[-4000:]
+    assert "+3 % of reading; at most ±0.5 % of reading is allowed (reference: oscilloscope, not a class 0.5S meter)" \
+        in result.stdout
+    assert failed_measurements(failing) == {"p_error_of_reading"}
 
 
 def test_T1_fails_a_pcs_whose_q_reading_is_frozen(tmp_path):

@@ -228,16 +228,25 @@ def test_C1_passes_the_healthy_pcs_and_leaves_every_setting_as_it_found_it(tmp_p
     assert result.stdout.count("PASS  C1") == 4
     checks = list(csv.DictReader(open(next((out / "captures").rglob("write_check.csv")))))
     assert len(checks) >= 15 and all(r["restored"] == "True" and r["accepted"] == "True" for r in checks)
+    rows = measurement_rows(out)
     assert {"active_power_error", "reactive_power_error", "frequency_error", "dc_current_error"} <= \
-        {r["name"] for r in measurement_rows(out)}
+        {r["name"] for r in rows}
+    # the virtual bench has a power analyzer: it is the reference for what it measures
+    assert [float(r["value"]) for r in rows if r["name"] == "reference_is_power_analyzer"] == [1.0, 1.0]
+    compared = list(csv.DictReader(open(next((out / "captures").rglob("telemetry_vs_reference.csv")))))
+    sources = {r["telemetry"]: r["reference instrument"] for r in compared}
+    assert sources["p_w"].startswith("power analyzer YOKOGAWA WT5000")
+    assert sources["i_rms_a[B]"].startswith("power analyzer")
+    assert sources["v_ll_rms_v"] == "oscilloscope" and sources["vdc_v"] == "DC source"
+    assert len(list((out / "captures").rglob("analyzer_readings.parquet"))) == 2
 
 
 def test_C1_fails_a_wrong_active_power_scale(tmp_path):
     out = tmp_path / "run"
     result = qualify("-k", "C1 and telemetry and P+0.80", "--defect", "telemetry_scale_error", "--out", str(out))
     assert result.returncode == 1, result.stdout[-4000:]
-    assert "the PCS reports p_w = 206000 W where the bench measures" in result.stdout
-    assert "at most ±0.5 % of reading is allowed" in result.stdout
+    assert "the PCS reports p_w = 206000 W where the bench measures 200000 W (+3 % of reading)" in result.stdout
+    assert "at most ±0.5 % of reading is allowed (reference: power analyzer YOKOGAWA WT5000" in result.stdout
     assert "active_power_error" in failed_measurements(out)
 
 
@@ -246,8 +255,8 @@ def test_C1_fails_a_frozen_reactive_power_channel(tmp_path):
     result = qualify("-k", "C1 and telemetry and P+0.80", "--defect", "telemetry_flatline", "--out", str(out))
     assert result.returncode == 1, result.stdout[-4000:]
     # the channel holds whatever it read when the PCS reached RUNNING (about 0 var)
-    assert re.search(r"the PCS reports q_var = -?\d+ var where the bench measures 74999.\d var \(-(?:100|99.9) % of reading\)",
-                     result.stdout), result.stdout[-3000:]
+    assert re.search(r"the PCS reports q_var = -?\d+ var where the bench measures 7(?:4999\.\d|5000) var "
+                     r"\(-(?:100|99.9) % of reading\)", result.stdout), result.stdout[-3000:]
     assert "reactive_power_error" in failed_measurements(out)
 
 

@@ -31,7 +31,7 @@ def test_healthy_pcs_passes_lvrt_with_evidence(tmp_path):
     assert all(r["outcome"] == "PASS" for r in rows)
     assert all(r["clause"] for r in rows if r["low"] or r["high"])
     captures = list((out / "captures").rglob("*.parquet"))
-    assert len(captures) == 5          # four balanced sags and a single-phase one
+    assert len(captures) == 6          # four balanced sags, a single-phase and a two-phase one
     frame = pd.read_parquet(captures[0])
     assert frame.attrs["units"]["i_a"] == "A"
     assert list((out / "plots").rglob("*.png"))
@@ -40,7 +40,7 @@ def test_healthy_pcs_passes_lvrt_with_evidence(tmp_path):
     assert identities["oscilloscope"]["model"].startswith("MSO5")
     assert "git_revision" in json.loads((out / "software.json").read_text())
     steps = json.loads((out / "safe_state.json").read_text())[-1]
-    assert [s["role"] for s in steps] == ["pcs", "ac_load", "grid_simulator", "dc_source"]
+    assert [s["role"] for s in steps] == ["pcs", "ac_load", "load_bank", "genset", "grid_simulator", "dc_source", "power_analyzer"]
     assert all(s["outcome"] == "done" for s in steps)
 
 
