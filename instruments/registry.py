@@ -21,6 +21,7 @@ from instruments.dc_source.keysight_n8900 import KeysightN8900
 from instruments.dc_source.keysight_rp7900 import KeysightRp7900
 from instruments.errors import IdentityError, InstrumentError
 from instruments.genset.modbus_genset import ModbusGenset
+from instruments.grid_simulator.ametek_asterion import AmetekAsterion
 from instruments.grid_simulator.ametek_mx import AmetekMx
 from instruments.grid_simulator.chroma_61800 import Chroma61800
 from instruments.load_bank.modbus_load_bank import ModbusLoadBank
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 #: from one product family to another is a change of this name in the bench file.
 DRIVERS: dict[str, type[ScpiInstrument] | type[ModbusInstrument]] = {
     "ametek_mx": AmetekMx,
+    "ametek_asterion": AmetekAsterion,
     "chroma_61800": Chroma61800,
     "keysight_rp7900": KeysightRp7900,
     "keysight_n8900": KeysightN8900,

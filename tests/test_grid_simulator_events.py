@@ -13,10 +13,11 @@ import pytest
 
 from bench.analysis import per_cycle_phasor, sequence_components
 from bench.sim.plant import Plant, PlantConfig
+from bench.sim.scpi.ametek_asterion import AmetekAsterion as AsterionTwin
 from bench.sim.scpi.ametek_mx import AmetekMx as MxTwin
 from bench.sim.scpi.chroma_61800 import Chroma61800 as ChromaTwin
 from instruments.errors import LimitError
-from instruments.grid_simulator import DEFAULT_MAX_ROCOF_HZ_PER_S, GridSegment
+from instruments.grid_simulator import DEFAULT_MAX_ROCOF_HZ_PER_S, GridSegment, NoProgrammableImpedance
 from instruments.registry import open_instrument
 from sim_bench_helpers import BenchInThread, ControlClient
 from test_instruments import MX_IDN, fakes, rm  # noqa: F401 (fixtures)
@@ -192,8 +193,9 @@ def _energised(twin_class):
     return plant, twin
 
 
-def test_mx_twin_slews_the_plant_source_and_jumps_its_phases_at_the_points():
-    plant, twin = _energised(MxTwin)
+@pytest.mark.parametrize("twin_class", [MxTwin, AsterionTwin], ids=["mx", "asterion"])
+def test_california_instruments_twins_slew_the_plant_source_and_jump_its_phases_at_the_points(twin_class):
+    plant, twin = _energised(twin_class)
     assert twin.execute(f"INST:COUP ALL;VOLT {V};FREQ 60;OUTP ON") is None
     plant.advance(0.3)
     twin.execute("LIST:DWEL 0.4,0.3;LIST:FREQ 58,60;LIST:FREQ:SLEW 5,MAX;"
@@ -217,6 +219,20 @@ def test_mx_twin_slews_the_plant_source_and_jumps_its_phases_at_the_points():
     assert (jump + 180) % 360 - 180 == pytest.approx(20.0, abs=0.05)
     assert twin.execute("LIST:FREQ:SLEW 0") is None
     assert twin.execute("SYST:ERR?").startswith(b"-222")
+
+
+def test_the_asterion_twin_differs_from_the_mx_twin_where_its_ratings_do():
+    plant = Plant(PlantConfig(ring_s=1.0))
+    mx, asterion = MxTwin(plant), AsterionTwin(plant)
+    assert asterion.execute("*IDN?").startswith(b"AMETEK Programmable Power,AST")
+    for command, mx_error, asterion_error in (
+            ("LIST:DWEL 0.0005", b"0,", b"-222"),                     # the Asterion's shortest dwell: 1 ms
+            ("LIST:DWEL " + ",".join(["0.01"] * 50), b"-222", b"0,"),   # the MX lists 32 points
+            ("OUTP:IMP:REAL 0.05", b"0,", b"-113")):                    # no output impedance known
+        mx.execute(command)
+        asterion.execute(command)
+        assert mx.execute("SYST:ERR?").startswith(mx_error), command
+        assert asterion.execute("SYST:ERR?").startswith(asterion_error), command
 
 
 def test_chroma_twin_ramps_from_start_to_end_and_applies_each_phase_degree():
@@ -244,7 +260,7 @@ def test_chroma_twin_ramps_from_start_to_end_and_applies_each_phase_degree():
 
 
 # ------------------------------------------------------------------ drivers against the twins
-@pytest.fixture(scope="module", params=["ametek_mx", "chroma_61800"])
+@pytest.fixture(scope="module", params=["ametek_mx", "chroma_61800", "ametek_asterion"])
 def bench_with(request):
     running = BenchInThread({"grid_simulator": request.param, "dc_source": "keysight_rp7900",
                              "oscilloscope": "tektronix_mso5"})
@@ -256,10 +272,8 @@ def bench_with(request):
 
 def test_drivers_program_ramps_and_jumps_the_twins_carry_out(bench_with, rm):  # noqa: F811
     driver, bench, control = bench_with
-    # the Chroma twin has no LIST:POINT (the driver's notes: its meaning is unknown)
-    options = {"send_list_point_count": False} if driver == "chroma_61800" else {}
     grid = open_instrument("grid_simulator", driver, bench.endpoints()["instruments"]["grid_simulator"],
-                           resource_manager=rm, limits={"max_voltage_ln_v": 330.0}, options=options)
+                           resource_manager=rm, limits={"max_voltage_ln_v": 330.0})
     grid.configure_nominal(V, 60.0)
     grid.output_on()
     control.advance(0.3)
@@ -282,3 +296,32 @@ def test_drivers_program_ramps_and_jumps_the_twins_carry_out(bench_with, rm):  #
     assert grid.query("SYST:ERR?").startswith(("0", "+0"))
     grid.abort_transient()
     grid.close()
+
+
+def test_drivers_measure_their_twins_and_emulate_an_impedance_only_where_the_family_can(bench_with, rm):  # noqa: F811
+    driver, bench, control = bench_with
+    grid = open_instrument("grid_simulator", driver, bench.endpoints()["instruments"]["grid_simulator"],
+                           resource_manager=rm, limits={"max_voltage_ln_v": 330.0})
+    try:
+        grid.configure_nominal(V, 60.0)
+        grid.output_on()
+        control.advance(0.3)
+        reading = grid.measure()
+        assert reading.v_ln_rms_v == pytest.approx(NOMINAL, rel=0.01)
+        assert reading.freq_hz == pytest.approx(60.0, abs=0.01)
+        plant = bench.plant
+        wiring = plant.source_impedance()
+        if driver == "ametek_mx":
+            grid.set_output_impedance(0.05, 200e-6)
+            assert grid.output_impedance().l_h == pytest.approx(200e-6)
+            assert plant.source_impedance().l_h == pytest.approx(wiring.l_h + 200e-6)
+            grid.set_output_impedance(0.0, 0.0)
+        else:
+            with pytest.raises(NoProgrammableImpedance):
+                grid.set_output_impedance(0.05, 200e-6)
+            assert grid.output_impedance().is_zero
+        assert plant.source_impedance() == wiring
+        assert grid.query("SYST:ERR?").startswith(("0", "+0"))
+    finally:
+        assert grid.safe_state() is True
+        grid.close()

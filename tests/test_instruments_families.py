@@ -16,11 +16,12 @@ import pytest
 from instruments.ac_load import AcLoad, LoadProfile
 from instruments.dc_source import BatteryEmulation, NoBatteryEmulation
 from instruments.errors import IdentityError, InstrumentError, LimitError
-from instruments.grid_simulator import GridSegment
+from instruments.grid_simulator import GridSegment, NoProgrammableImpedance, OutputImpedance
 from instruments.registry import DRIVERS, driver_families, open_instrument
 from test_instruments import KNOWN_CODES, FakeInstrument, block, fakes, rm  # noqa: F401 (fixtures)
 
 KS_IDN = "KEYSIGHT TECHNOLOGIES,DSOX3034T,MY12345678,07.50.2021102830"
+ASTERION_IDN = "AMETEK Programmable Power,AST6003-HV,AST0001,2.1.0"
 CHROMA_GRID_IDN = "Chroma ATE,61845,618450001,1.00,1.01,1.02"
 CHROMA_DC_IDN = "Chroma ATE,62150P-1000-15,62150001,1.20"
 CHROMA_DC_D_IDN = "Chroma ATE,62180D-1200,62180001,1.20"      # a bidirectional 62000D
@@ -53,6 +54,7 @@ def _open(fakes, rm, role, driver, replies, **kwargs):
 @pytest.mark.parametrize("name, role", [
     ("keysight_infiniivision", "oscilloscope"), ("chroma_61800", "grid_simulator"),
     ("chroma_62000p", "dc_source"), ("chroma_63800", "ac_load"), ("keysight_n8900", "dc_source"),
+    ("ametek_asterion", "grid_simulator"),
 ])
 def test_new_drivers_are_registered_with_role_and_identity_patterns(name, role):
     assert DRIVERS[name].ROLE == role
@@ -203,7 +205,8 @@ def test_chroma_grid_list_transient_sequence(fakes, rm):
                             GridSegment(0.5, (277.0,) * 3, 60.0)])
     grid.start_transient()
     sent = fake.settled()[start:]
-    assert sent == ["TRIG OFF", "OUTP:MODE FIXED", "INST:COUP ALL", "LIST:POINT 2", "LIST:COUNT 1",
+    # no list-length command: the list is as long as its value lists (the driver's notes)
+    assert sent == ["TRIG OFF", "OUTP:MODE FIXED", "INST:COUP ALL", "LIST:COUNT 1",
                     "LIST:BASE TIME", "LIST:DWEL 100,500", "LIST:SHAPE A,A",
                     "LIST:FREQ:STAR 60,60", "LIST:FREQ:END 60,60",
                     "LIST:VOLT:AC:STAR 138.5,277", "LIST:VOLT:AC:END 138.5,277",
@@ -213,8 +216,7 @@ def test_chroma_grid_list_transient_sequence(fakes, rm):
 
 def test_chroma_grid_unbalanced_list_and_dialect_options(fakes, rm):
     fake, grid = _open(fakes, rm, "grid_simulator", "chroma_61800", {"*IDN?": CHROMA_GRID_IDN},
-                       options={"list_dwell_unit": "s", "list_trigger_command": "TRIG:STATE ON",
-                                "send_list_point_count": False})
+                       options={"list_dwell_unit": "s", "list_trigger_command": "TRIG:STATE ON"})
     start = len(fake.settled())
     grid.program_transient([GridSegment(0.25, (277.0, 277.0, 277.0), 60.0),
                             GridSegment(0.15, (138.5, 277.0, 277.0), 59.5)])
@@ -273,6 +275,92 @@ def test_chroma_grid_measures_each_phase(fakes, rm):
     sent = fake.settled()
     assert sent[sent.index("INST:NSEL 3") + 4] == "INST:COUP ALL"          # coupled again
     grid.close()
+
+
+# -- AMETEK Asterion ---------------------------------------------------------------------------
+
+def test_asterion_and_mx_drivers_refuse_each_other(fakes, rm):
+    fake = fakes({"*IDN?": "AMETEK Programmable Power,MX45-3Pi,MX0001,4.12"})
+    with pytest.raises(IdentityError, match="AST"):
+        open_instrument("grid_simulator", "ametek_asterion", fake.resource, resource_manager=rm)
+    fake = fakes({"*IDN?": ASTERION_IDN})
+    with pytest.raises(IdentityError, match="MX"):
+        open_instrument("grid_simulator", "ametek_mx", fake.resource, resource_manager=rm)
+
+
+def test_asterion_nominal_sequence_is_the_california_instruments_one(fakes, rm):
+    fake, grid = _open(fakes, rm, "grid_simulator", "ametek_asterion", {"*IDN?": ASTERION_IDN},
+                       options={"current_limit_a": 350.0})
+    start = len(fake.settled())
+    grid.configure_nominal(277.1, 60.0)
+    grid.output_on()
+    sent = fake.settled()[start:]
+    assert sent == ["INST:COUP ALL", "VOLT:MODE FIXed", "FREQ:MODE FIXed", "FREQ 60", "VOLT:AC 277.1",
+                    "CURR 350", "INST:COUP NONE", "INST:NSEL 2", "PHAS 240", "INST:NSEL 3", "PHAS 120",
+                    "INST:COUP ALL", "SYST:ERR?", "OUTP ON", "SYST:ERR?"]
+    grid.close()
+
+
+def test_asterion_left_in_one_phase_mode_is_reported_with_its_own_error(fakes, rm):
+    fake, grid = _open(fakes, rm, "grid_simulator", "ametek_asterion",
+                       {"*IDN?": ASTERION_IDN,
+                        "SYST:ERR?": ['-222,"Data out of range"', '0,"No error"']})
+    with pytest.raises(InstrumentError, match=r'configuring nominal.*-222,"Data out of range"'):
+        grid.configure_nominal(277.1, 60.0)
+    grid.close()
+
+
+def test_asterion_list_transient_and_its_limits(fakes, rm):
+    fake, grid = _open(fakes, rm, "grid_simulator", "ametek_asterion", {"*IDN?": ASTERION_IDN, "FREQ?": "60"},
+                       limits={"max_voltage_ln_v": 330.0})
+    before = fake.settled()
+    with pytest.raises(LimitError, match=r"segment 1 duration_s = 0.0005 s .* 0.001 … 90000 s"):
+        grid.program_transient([GridSegment(0.0005, (277.0,) * 3, 60.0)])     # the MX takes 0.2 ms
+    with pytest.raises(LimitError, match="101 segments exceed the 100-point"):
+        grid.program_transient([GridSegment(0.1, (277.0,) * 3, 60.0)] * 101)
+    with pytest.raises(LimitError, match="an Asterion list point slews from where the output is"):
+        grid.program_transient([GridSegment(1.0, (277.0,) * 3, 58.0, freq_start_hz=59.0)])
+    with pytest.raises(LimitError, match="instrument range 16 … 1000 Hz"):
+        grid.set_frequency_hz(1200.0)
+    assert [c for c in fake.settled() if not c.endswith("?")] == [c for c in before if not c.endswith("?")]
+    start = len(fake.settled())
+    grid.program_transient([GridSegment(0.1, (138.5,) * 3, 60.0),
+                            GridSegment(0.4, (277.0,) * 3, 59.0, freq_start_hz=60.0)])
+    grid.start_transient()
+    sent = fake.settled()[start:]
+    # the ramp starts where segment 1 ends: nothing to ask the source first
+    assert sent[:4] == ["ABORT", "INST:COUP ALL", "LIST:DWEL 0.1,0.4", "LIST:FREQ 60,59"]
+    for command in ("LIST:FREQ:SLEW MAX,2.5", "LIST:VOLT 138.5,277", "LIST:COUN 1", "VOLT:MODE LIST",
+                    "FREQ:MODE LIST", "FREQ:SLEW:MODE LIST", "PHAS:MODE FIXed", "TRIG:TRAN:SOUR IMMediate",
+                    "OUTP:TTLT:SOUR BOT", "OUTP:TTLT ON", "INIT"):
+        assert command in sent
+    grid.close()
+
+
+def test_asterion_has_no_programmable_impedance_unless_the_bench_says_so(fakes, rm):
+    fake, grid = _open(fakes, rm, "grid_simulator", "ametek_asterion", {"*IDN?": ASTERION_IDN})
+    before = fake.settled()
+    with pytest.raises(NoProgrammableImpedance, match="programmable_output_impedance = true; nothing was sent"):
+        grid.set_output_impedance(0.05, 200e-6)
+    with pytest.raises(LimitError, match="output_impedance r_ohm"):
+        grid.set_output_impedance(-0.1, 0.0)
+    grid.set_output_impedance(0.0, 0.0)                 # nothing to emulate: already the case
+    assert grid.output_impedance().is_zero
+    assert fake.settled() == before
+    grid.close()
+    fake, grid = _open(fakes, rm, "grid_simulator", "ametek_asterion",
+                       {"*IDN?": ASTERION_IDN, "OUTP:IMP?": "1", "OUTP:IMP:REAL?": "0.05",
+                        "OUTP:IMP:REAC?": "0.2"},
+                       options={"programmable_output_impedance": True})
+    start = len(fake.settled())
+    grid.set_output_impedance(0.05, 200e-6)
+    assert fake.settled()[start:] == ["INST:COUP ALL", "OUTP:IMP:REAL 0.05", "OUTP:IMP:REAC 0.2", "OUTP:IMP ON",
+                                      "SYST:ERR?"]
+    assert grid.output_impedance() == OutputImpedance(0.05, 200e-6)
+    grid.close()
+    with pytest.raises(LimitError, match="programmable_output_impedance = 'yes' is not true or false"):
+        _open(fakes, rm, "grid_simulator", "ametek_asterion", {"*IDN?": ASTERION_IDN},
+              options={"programmable_output_impedance": "yes"})
 
 
 # -- Chroma 62000P ------------------------------------------------------------------------------
@@ -538,6 +626,7 @@ def test_chroma_load_profile_dialect_can_be_overridden(fakes, rm):
 
 @pytest.mark.parametrize("driver, role, idn, commands", [
     ("chroma_61800", "grid_simulator", CHROMA_GRID_IDN, ["TRIG OFF", "OUTP:STATE OFF"]),
+    ("ametek_asterion", "grid_simulator", ASTERION_IDN, ["ABORT", "OUTP OFF"]),
     ("chroma_62000p", "dc_source", CHROMA_DC_IDN, ["CONF:OUTP OFF"]),
     ("keysight_n8900", "dc_source", N8900_IDN, ["OUTP OFF"]),
     ("keysight_infiniivision", "oscilloscope", KS_IDN, [":STOP"]),

@@ -272,8 +272,9 @@ def _open_second(bench, role, **kwargs):
         pytest.skip(f"the virtual bench does not serve a {driver} twin yet ({exc.answered})")
 
 
-# The 61800 twin does not know LIST:POINT (see the xfail below); everything else is checked.
-CHROMA_GRID_OPTIONS = {"send_list_point_count": False}
+# The drivers' default dialect for the 61800 too (a list has no point-count command: the
+# driver's notes, and test_chroma_grid_list_needs_no_point_count below).
+CHROMA_GRID_OPTIONS: dict = {}
 
 
 def test_chroma_grid_twin_nominal_and_list_sag(second_bench):
@@ -342,15 +343,22 @@ def test_infiniivision_twin_captures_a_record(second_bench):
         grid.close()
 
 
-@pytest.mark.xfail(strict=False, reason="the 61800 twin answers LIST:POINT with -113 Undefined "
-                   "header; our notes list LIST:POINT for the 61800 (meaning unconfirmed), so the "
-                   "driver sends it unless options.send_list_point_count = false")
-def test_chroma_grid_twin_accepts_list_point(second_bench):
+def test_chroma_grid_list_needs_no_point_count(second_bench):
+    # Driver and twin agree: no source documents a list-length command for the 61800 (the
+    # 61500 manual's LIST pages, the public 61512 and 61845 drivers program lists without
+    # one), so the driver sends none and the twin knows none.
     grid = _open_second(second_bench, "grid_simulator")
     try:
-        grid.write("LIST:POINT 2")
-        grid.check_errors("setting the list point count")
+        grid.configure_nominal(V_LN_NOM_V, 60.0)
+        grid.output_on()
+        grid.program_transient([GridSegment(0.1, (V_LN_NOM_V,) * 3, 60.0)] * 3)   # errors checked
+        grid.start_transient()
+        second_bench.advance(0.4)
+        grid.write("LIST:POINT 3")
+        with pytest.raises(InstrumentError, match="-113"):
+            grid.check_errors("a list-length command")
     finally:
+        grid.safe_state()
         grid.close()
 
 

@@ -239,13 +239,56 @@ def test_infiniivision_byte_format_unsigned_matches_its_preamble(scope, control,
 
 
 def test_driver_table_names_a_twin_for_each_family():
-    assert set(TWINS) >= {"ametek_mx", "chroma_61800", "keysight_rp7900", "keysight_n8900", "chroma_62000p",
+    assert set(TWINS) >= {"ametek_mx", "ametek_asterion", "chroma_61800", "keysight_rp7900", "keysight_n8900",
+                          "chroma_62000p",
                           "tektronix_mso5", "keysight_infiniivision", "chroma_63800", "yokogawa_wt"}
     assert TWINS["yokogawa_wt"].transport == "vxi11"      # a WT is reached as TCPIP::…::INSTR
     with pytest.raises(NoTwinError, match=r"'power_analyzer'.*'hioki_pw6001'"):
         resolve_twins({**FAMILIES, "power_analyzer": "hioki_pw6001"})
     with pytest.raises(NoTwinError, match=r"'grid_simulator'.*'keysight_rp7900'"):
         resolve_twins({**FAMILIES, "grid_simulator": "keysight_rp7900"})
+
+
+# --- the AMETEK Asterion twin: the California Instruments tree with the Asterion's ratings ---------
+
+
+@pytest.fixture(scope="module")
+def asterion(resource_manager):
+    running = BenchInThread({"grid_simulator": "ametek_asterion", "dc_source": "keysight_rp7900",
+                             "oscilloscope": "tektronix_mso5"})
+    client = ControlClient(running.bench.endpoints()["control"])
+    instrument = _open(resource_manager, running.bench, "grid_simulator")
+    yield instrument, client
+    instrument.close()
+    client.close()
+    running.close()
+
+
+def test_asterion_twin_identity_ranges_and_no_output_impedance(asterion):
+    grid, _ = asterion
+    assert re.fullmatch(r"AMETEK Programmable Power,AST6003-HV,[\w-]+,[\w.]+", grid.query("*IDN?"))
+    grid.write("*RST;*CLS;VOLT:AC 450")                # above the 400 V L-N high range
+    grid.write("FREQ 1200")                            # 16-1000 Hz
+    grid.write("LIST:DWEL 0.0005")                     # 1 ms shortest dwell
+    grid.write("LIST:DWEL " + ",".join(["0.01"] * 101))  # 100 points at most
+    errors = drain_errors(grid)
+    assert len(errors) == 4 and all(e.startswith('-222,"Data out of range') for e in errors)
+    grid.write("OUTP:IMP:REAL 0.05;OUTP:IMP ON")       # no programmable output impedance
+    assert [e[:4] for e in drain_errors(grid)] == ["-113", "-113"]
+
+
+def test_asterion_twin_list_sag_reaches_the_plant(asterion):
+    grid, control = asterion
+    grid.write("*RST;*CLS;INST:COUP ALL;VOLT:AC 277;FREQ 60;OUTP ON")
+    control.advance(0.2)
+    assert float(grid.query("INST:NSEL 2;MEAS:VOLT:AC?")) == pytest.approx(277.0, rel=0.01)
+    grid.write("LIST:DWEL 0.1,0.3;LIST:VOLT 138.5,277;LIST:COUN 1;VOLT:MODE LIST;TRIG:TRAN:SOUR IMM;INIT")
+    assert drain_errors(grid) == []
+    control.advance(0.08)
+    assert float(grid.query("MEAS:VOLT:AC?")) == pytest.approx(138.5, rel=0.03)
+    control.advance(0.4)
+    assert float(grid.query("MEAS:VOLT:AC?")) == pytest.approx(277.0, rel=0.01)
+    grid.write("OUTP OFF")
 
 
 def bench_file(tmp_path: Path, drivers: dict[str, str], models: dict[str, str], extra: str = "") -> Path:

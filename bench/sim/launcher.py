@@ -66,6 +66,7 @@ class TwinSpec:
 # driver name (as bench files spell it) → the twin of the same product family
 TWINS: dict[str, TwinSpec] = {
     "ametek_mx": TwinSpec("grid_simulator", "bench.sim.scpi.ametek_mx", "AmetekMx"),
+    "ametek_asterion": TwinSpec("grid_simulator", "bench.sim.scpi.ametek_asterion", "AmetekAsterion"),
     "chroma_61800": TwinSpec("grid_simulator", "bench.sim.scpi.chroma_61800", "Chroma61800"),
     "keysight_rp7900": TwinSpec("dc_source", "bench.sim.scpi.keysight_rp7900", "KeysightRp7900"),
     "keysight_n8900": TwinSpec("dc_source", "bench.sim.scpi.keysight_n8900", "KeysightN8900"),

@@ -162,7 +162,8 @@ class GridSimulator(ScpiInstrument, ABC):
 
 class PhaseSelectableGridSimulator(GridSimulator):
     """What the families that program one phase at a time share (a coupled/selected phase,
-    a voltage and a frequency setting, a transient list): AMETEK MX and Chroma 61800.
+    a voltage and a frequency setting, a transient list): the California Instruments sources
+    (AMETEK MX, Asterion; ``california_instruments``) and the Chroma 61800.
 
     Subclasses declare the settings ``phases_coupled``, ``selected_phase``, ``voltage_ac_v``
     and ``frequency_hz``, the ranges ``voltage_span_v``, ``FREQUENCY_RANGE_HZ``,

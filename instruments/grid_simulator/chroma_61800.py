@@ -19,16 +19,29 @@ What the sources say (none of it checked on a real unit):
   then ``FETC:VOLT:AC?``, ``FETC:CURR:AC?``, ``FETC:POW:AC?``; selects the output mode with
   ``OUTP:MODE FIXED|LIST|PULSE|STEP|SYNTH|INTERHAR`` and the phase mode with
   ``INST:PHAS THREE|SINGLE``.
+* A public driver written for the 61845 itself (SunSpec SVP energy lab,
+  ``Lib/svpelab/chroma_61845.py``, 2017, whose ``cmd()`` reads ``SYST:ERR?`` after each
+  command) loads a list as ``TRIG OFF`` → ``OUTP:MODE FIXED`` → ``LIST:COUP ALL`` → ``LIST:COUNT 1`` →
+  ``LIST:BASE TIME`` → ``LIST:DWEL …`` (its example: 2000 per 2 s sequence, i.e.
+  milliseconds) → ``LIST:SHAPE …`` → ``LIST:VOLT:AC:STAR/END …`` → ``LIST:FREQ:STAR/END …``
+  → ``OUTP:MODE LIST``, then ``TRIG ON`` (plus a ``LIST:TRIG AUTO`` no other source has,
+  which this driver does not send).
 
 What remains uncertain, hence a bench option each (``options`` in the bench file):
 
 * The list trigger: ``TRIG ON`` (above) versus ``TRIG:STATE ON`` (our notes) —
   ``list_trigger_command``, default ``"TRIG ON"``; ``TRIG OFF`` stops it.
-* The dwell unit on the 61800: milliseconds on the 61500 per the 61512 driver —
-  ``list_dwell_unit`` ``"ms"`` (default) or ``"s"``. A factor 1000 here would turn a 100 ms
-  sag into 100 s, so the bench file should state it once the manual is at hand.
-* ``LIST:POINt``: named in our notes without its meaning; sent as the number of list
-  points (``send_list_point_count``, default on).
+* The dwell unit on the 61800: milliseconds on the 61500 per the 61512 driver, and on the
+  61845 per the SVP driver's example — ``list_dwell_unit`` ``"ms"`` (default) or ``"s"``. A
+  factor 1000 here would turn a 100 ms sag into 100 s, so the bench file should state it
+  once the manual is at hand.
+* The number of list sequences: no command sets it. The 61500 manual's LIST pages that are
+  stored (8-18: ``LIST:BASE``, ``LIST:VOLT:AC/DC:STAR/END``, ``LIST:FREQ:STAR/END``) have
+  none, and both public list sequences above (61512, 61845) program a list without one: the
+  list is as long as the value lists written to it. An earlier version of this driver sent
+  ``LIST:POINT n`` from a note that named the header without its meaning; no source shows it
+  exists, so the driver no longer depends on it (and ignores the old option
+  ``send_list_point_count``).
 * Per-phase (unbalanced) lists: written phase by phase under ``INST:COUP NONE`` +
   ``INST:NSEL n``, as the fixed-mode settings are; not confirmed for lists.
 * Which rear-panel output pulses at the start of a list (to trigger the scope) and how it is
@@ -46,7 +59,11 @@ Frequency ramps and phase jumps in a list:
   unbalanced voltages (so a sequence whose angle differs from the previous one's jumps at
   its start), and states that assumption here and in the twin. The header is a bench
   option (``list_phase_command``, default ``"LIST:DEGR"``) until the manual settles it. A
-  list without jumps writes zeros where an earlier list left angles.
+  list without jumps writes zeros where an earlier list left angles. A caution for that
+  check: the 61512 driver names these values ``StartAngle``, as it names ``STEP:SPHASE``
+  (the step's start phase); if ``LIST:DEGR`` is the waveform angle at which a sequence
+  begins (a synchronisation, as "start phase" is on many AC sources) rather than a shift of
+  the phase, it cannot make a phase jump, and phase-jump tests need another header.
 
 Output impedance: none of the sources above (61500 manual chapter, the 61512 and 61860
 drivers) has a command for a programmable output impedance, and no 61800 manual text was
@@ -125,9 +142,6 @@ class Chroma61800(PhaseSelectableGridSimulator):
                         choices={"time": "TIME", "cycle": "CYCLE"})
     list_repeat_count = control("LIST:COUNT?", "LIST:COUNT {value}",
                                 "Times the list runs per trigger.", valid_range=(1, 65535), cast=int)
-    list_point_count = control("LIST:POINT?", "LIST:POINT {value}",
-                               "Number of list points in use (see module notes).",
-                               valid_range=(1, MAX_LIST_POINTS), cast=int)
 
     measured_voltage_ac_v = measurement("FETC:VOLT:AC?", "Rms voltage of the selected phase.", units="V")
     measured_current_ac_a = measurement("FETC:CURR:AC?", "Rms current of the selected phase.", units="A")
@@ -145,8 +159,11 @@ class Chroma61800(PhaseSelectableGridSimulator):
             raise self.limit_error(f"option list_dwell_unit = {unit!r} is not 'ms' or 's'",
                                    quantity="list_dwell_unit")
         self.list_dwell_per_s = 1000.0 if unit == "ms" else 1.0
-        self.send_list_point_count = bool(self.options.get("send_list_point_count", True))
         self.list_phase_command = str(self.options.get("list_phase_command", "LIST:DEGR"))
+        if "send_list_point_count" in self.options:
+            log.warning("%s at %s: option send_list_point_count is obsolete and ignored: no "
+                        "list-length command is known for the 61800 (see the driver's notes)",
+                        self.role, self.resource_name)
         self._phase_lists_written = False       # angles an earlier list left in the unit
         #: angles of phases 2 and 3 behind phase 1 for a balanced positive sequence
         self.phase_angles_deg = (float(self.options.get("phase_2_deg", 120.0)),
@@ -194,8 +211,6 @@ class Chroma61800(PhaseSelectableGridSimulator):
         self.write("TRIG OFF")                       # an idle list accepts new points
         self.output_mode = "fixed"
         self.phases_coupled = True
-        if self.send_list_point_count:
-            self.list_point_count = n
         self.list_repeat_count = 1
         self.list_base = "time"
         self.write(f"LIST:DWEL {dwell}")

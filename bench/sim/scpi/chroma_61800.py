@@ -15,7 +15,12 @@ whose manuals the drivers cite) and the bench's reference notes:
   `LIST:COUPLING ALL`, `LIST:COUNT n` (0…65535), `LIST:DWELL` (milliseconds, 0…99999999.9),
   `LIST:SHAPE A|B`, `LIST:BASE TIME|CYCLE`, `LIST:VOLTAGE:AC:START/END`,
   `LIST:FREQUENCY:START/END`, `LIST:DEGREE`, `OUTPUT:MODE LIST`, `TRIG ON` — up to 100
-  sequences; TRIG ON starts the list, TRIG OFF stops it.
+  sequences; TRIG ON starts the list, TRIG OFF stops it. A public driver for the 61845
+  itself (SunSpec SVP energy lab, `Lib/svpelab/chroma_61845.py`) loads a list the same
+  way (`LIST:COUP ALL`, `LIST:COUNT 1`, `LIST:BASE TIME`, dwell in ms, shapes, START/END
+  lists, `OUTP:MODE LIST`, `TRIG ON`). Neither sets a number of sequences: the list is as
+  long as the value lists written to it, and a list-length header (`LIST:POINt`, named in
+  old notes without a source) is -113 here, undefined.
 Assumed here (to cross-check against the 61800 manual on a real unit):
 - a sequence ramps linearly from its START to its END values over its dwell (START = END:
   a step): the frequency as one continuous ramp of the plant's source (phase-continuous,
