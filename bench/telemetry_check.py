@@ -328,3 +328,91 @@ def step_times(reference_t_s: ArrayLike, reference_y: ArrayLike, reference_level
         return StepTimes(reference_s, None)
     pcs_t_s, pcs_y = distinct_device_samples(device_t_s, telemetry_y)
     return StepTimes(reference_s, midpoint_crossing_s(pcs_t_s + offset_s, pcs_y, *telemetry_levels, after_s))
+
+
+# ------------------------------------------------------------------ a PCS that refreshes slower than a cycle
+# A real PCS refreshes its telemetry every 20-100 ms and smooths it; between refreshes a read
+# returns the same values. Halfway crossings of such sparse samples move by up to half the
+# refresh interval with where the step falls between two refreshes: that is quantisation, not
+# misalignment of the time stamps. The PCS declares its processing (one-window means, a
+# first-order filter) and stamps its values; the reference, processed the same way and read at
+# the same stamps, shows what correctly stamped values are. The shift that makes the two agree
+# is the time misalignment of the stamps.
+
+def as_declared(reference_t_s: ArrayLike, reference_y: ArrayLike, at_s: ArrayLike, *, window_s: float,
+                filter_s: float) -> NDArray[np.float64]:
+    """What a PCS that declares one-window means (the reference's own window; a sliding
+    reference stamped at window ends gives a mean ending anywhere) through a first-order filter
+    of ``filter_s`` run once per window reports at ``at_s`` (bench clock): the filter's
+    recursion y_n = y_(n-1) + a (x_n - y_(n-1)), a = 1 - exp(-window_s / filter_s), written out
+    as its weights over the windows that end a whole number of windows before each instant.
+    ``filter_s`` 0: the plain window means. Beyond the reference's ends its end values hold."""
+    t = np.asarray(reference_t_s, dtype=np.float64)
+    y = np.asarray(reference_y, dtype=np.float64)
+    at = np.asarray(at_s, dtype=np.float64)
+    if filter_s <= 0.0:
+        return np.interp(at, t, y)
+    a = 1.0 - math.exp(-window_s / filter_s)
+    n_taps = max(int(math.ceil(math.log(1e-6) / math.log1p(-a))), 1) if a < 1.0 else 1
+    weights = a * (1.0 - a) ** np.arange(n_taps)
+    weights[-1] += (1.0 - a) ** n_taps          # the older history, at the oldest window's value
+    windows = at[..., None] - window_s * np.arange(n_taps)
+    return np.interp(windows, t, y) @ weights
+
+
+def stamp_misalignment_s(reference_t_s: ArrayLike, reference_y: ArrayLike, stamps_s: ArrayLike,
+                         telemetry_y: ArrayLike, *, window_s: float, filter_s: float, after_s: float,
+                         max_shift_s: float, resolution_s: float = 2.5e-4) -> float | None:
+    """How late (> 0) the PCS's time stamps put its values, judged on a change.
+
+    ``stamps_s``: the telemetry's distinct time stamps placed on the bench clock, ``telemetry_y``
+    its values at them. The reference, processed as the PCS declares (``as_declared``) and read
+    at each stamp minus a shift, is fitted to the telemetry from ``after_s`` on with a gain and an
+    offset of its own (a scale error, or levels that stale reads blur, do not move the time);
+    the shift within +-``max_shift_s`` that leaves the least squared residual is the
+    misalignment. Where a range of shifts fits equally well (no stamp fell inside the change),
+    its middle. None when no stamp lies after ``after_s`` or the telemetry does not change."""
+    stamps = np.asarray(stamps_s, dtype=np.float64)
+    values = np.asarray(telemetry_y, dtype=np.float64)
+    keep = np.isfinite(stamps) & np.isfinite(values) & (stamps >= after_s)
+    observed = values[keep]
+    if observed.size < 3 or np.ptp(observed) <= 1e-9 * max(float(np.max(np.abs(observed))), 1.0):
+        return None
+    shifts = np.arange(-max_shift_s, max_shift_s + 0.5 * resolution_s, resolution_s)
+    model = as_declared(reference_t_s, reference_y, stamps[keep][None, :] - shifts[:, None],
+                        window_s=window_s, filter_s=filter_s)
+    # per shift, the least-squares line observed = offset + gain * model
+    m_dev = model - model.mean(axis=1, keepdims=True)
+    o_dev = observed - observed.mean()
+    m_var = np.sum(m_dev ** 2, axis=1)
+    fit = np.sum(m_dev * o_dev[None, :], axis=1)
+    explained = np.divide(fit ** 2, m_var, out=np.zeros_like(fit), where=m_var > 0.0)
+    residual = np.maximum(np.sum(o_dev ** 2) - explained, 0.0)
+    residual[fit <= 0.0] = np.inf        # a change the other way round is no fit
+    best = int(np.argmin(residual))
+    if not np.isfinite(residual[best]):
+        return None
+    tie = residual <= residual[best] + 1e-9 * np.sum(o_dev ** 2)
+    lo = hi = best
+    while lo > 0 and tie[lo - 1]:
+        lo -= 1
+    while hi < len(shifts) - 1 and tie[hi + 1]:
+        hi += 1
+    return float(0.5 * (shifts[lo] + shifts[hi]))
+
+
+def aligned_step_times(reference_t_s: ArrayLike, reference_y: ArrayLike, reference_levels: tuple[float, float],
+                       device_t_s: ArrayLike, telemetry_y: ArrayLike,
+                       telemetry_levels: tuple[float | None, float | None], offset_s: float | None, after_s: float,
+                       *, window_s: float, filter_s: float, max_shift_s: float) -> StepTimes:
+    """The reference's halfway crossing of a step (between its levels), and where the PCS's
+    stamps put the same step: the crossing shifted by ``stamp_misalignment_s`` (its telemetry
+    once per stamp, placed on the bench clock with ``offset_s``). The telemetry time is None
+    where it has no time stamps, no levels or no change."""
+    reference_s = midpoint_crossing_s(reference_t_s, reference_y, *reference_levels, after_s)
+    if reference_s is None or offset_s is None or None in telemetry_levels:
+        return StepTimes(reference_s, None)
+    pcs_t_s, pcs_y = distinct_device_samples(device_t_s, telemetry_y)
+    shift_s = stamp_misalignment_s(reference_t_s, reference_y, pcs_t_s + offset_s, pcs_y, window_s=window_s,
+                                   filter_s=filter_s, after_s=after_s, max_shift_s=max_shift_s)
+    return StepTimes(reference_s, None if shift_s is None else reference_s + shift_s)

@@ -9,9 +9,11 @@ Procedure, for each operating point of the profile (10/50/75/100 % of rated powe
            time stamps);
   judge    in each steady part: P and Q error of reading, V, I and f errors against the
            reference; every channel the profile lists present in every read; every varied
-           channel follows the change the reference saw (no flatline); the P and Q steps shown
-           by the telemetry (PCS time stamps placed on the bench clock) at the time the
-           reference shows them.
+           channel follows the change the reference saw (no flatline); the P and Q steps where
+           the PCS's time stamps (placed on the bench clock) put them: the reference, processed
+           as the PCS declares its telemetry (window, filter) and read at those stamps, must
+           agree with the telemetry without a shift (a PCS refreshing every 100 ms shows a step
+           up to 100 ms after it happened, correctly stamped; that is not misalignment).
 Then once: the PCS is stopped while the scope records; the STATE event of its log, placed on
 the bench clock, must match the moment its current collapses, and the log's time stamps must
 show 1 ms resolution.
@@ -46,11 +48,11 @@ from bench.plugin import PROFILE_KEY  # noqa: E402
 from bench.procedures import (PHASE_CURRENTS, PHASE_VOLTAGES, RETURN_SEGMENT_S, capture_transient,  # noqa: E402
                               energise_bench, run_pcs_at)
 from bench.telemetry_check import (PHASE_CURRENT_COLUMNS, PHASE_VOLTAGE_COLUMNS, PartMeans,  # noqa: E402
-                                   ReferenceSeries, StepTimes, clock_offset_s, distinct_device_samples,
-                                   drop_time_s, error_pct_of_base, error_pct_of_reading, evident_resolution_s,
-                                   largest_change, missing_fields, part_means, prefer_reference,
-                                   reference_from_readings, reference_from_waveforms, settled_parts, step_times,
-                                   tracking_ratio)
+                                   ReferenceSeries, StepTimes, aligned_step_times, clock_offset_s,
+                                   distinct_device_samples, drop_time_s, error_pct_of_base, error_pct_of_reading,
+                                   evident_resolution_s, largest_change, missing_fields, part_means,
+                                   prefer_reference, reference_from_readings, reference_from_waveforms,
+                                   settled_parts, tracking_ratio)
 from dut.errors import NotSupportedByPcs  # noqa: E402
 from dut.telemetry import TelemetryPoller  # noqa: E402
 from instruments.grid_simulator import GridSegment  # noqa: E402
@@ -242,9 +244,11 @@ def test_T1_telemetry_at_operating_point(point: OperatingPoint, at_operating_poi
     steps = {}
     for column, name in (("p_w", "P"), ("q_var", "Q")):
         before, after = _part(scope_means, PART_AFTER_F_STEP, column), _part(scope_means, PART_AFTER_PQ_STEP, column)
-        steps[column] = step_times(reference.t_s, reference.values[column], (before.reference, after.reference),
-                                   device_t_s, columns[column], (before.telemetry, after.telemetry), offset_s,
-                                   after_s=parts[PART_AFTER_F_STEP][0])
+        steps[column] = aligned_step_times(
+            reference.t_s, reference.values[column], (before.reference, after.reference), device_t_s,
+            columns[column], (before.telemetry, after.telemetry), offset_s, after_s=parts[PART_AFTER_F_STEP][0],
+            window_s=reference.window_s, filter_s=procedure["declared_filter_s"],
+            max_shift_s=procedure["post_step_s"] / 2)
         misalignment_ms = steps[column].misalignment_ms
         measurements.record(
             f"time_alignment_{name.lower()}", misalignment_ms, "ms", clause=alignment, low=-alignment.value,
@@ -423,7 +427,7 @@ def _plot_window(title: str, reference: ReferenceSeries, telemetry, offset_s: fl
         if pcs_step_s is not None:
             shift = "" if ref_step_s is None else f", {steps[column].misalignment_ms:+.1f} ms"
             zoom.axvline((pcs_step_s - step_s) * 1e3, color="tab:orange", ls="--", lw=1,
-                         label=f"telemetry shows the step (50 %{shift})")
+                         label=f"where the PCS stamps put the step{shift}")
         zoom.set_xlim(*zoom_ms)
         full.legend(loc="best", fontsize=7)
         zoom.legend(loc="best", fontsize=6)

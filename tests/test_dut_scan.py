@@ -32,7 +32,7 @@ def test_scan_lists_models_and_vendor_points_without_writing():
     assert points["temperature"].value is None and "illegal data address" in points["temperature"].error
     text = format_scan(report)
     assert "713    40522       7  UNAVAILABLE: point '713.ID..Pct_SF'" in text
-    assert "vendor points (vpcs250): 37 of 38 answer" in text
+    assert "vendor points (vpcs250): 38 of 39 answer" in text
     assert "telemetry_time         12345.678 s" in text and "nothing was written" in text
 
 

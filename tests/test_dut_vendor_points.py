@@ -58,14 +58,15 @@ SETTINGS = {  # register: raw value, from the manual's table
     41028: 9001,   # vdc 900.1 V
     41029: s16(-1234)[0],  # idc -123.4 A (charging)
     41030: 415,    # temperature 41.5 °C
+    41046: 50,     # var_ramp 5.0 %/s
 }
 EVENTS = [(1000, 1, 2), (2500, 3, 0), (4000, 2, 1)]  # (ms, code, value): STATE RUNNING, LIMIT_ENTER, TRIP LV
 RECORDS = [(1500, 10, 3), (4000, 12, 2)]  # (trigger ms, cfg file number, cause)
 
 
 def vendor_block() -> list[int]:
-    """Registers 41000..41045 (41038/41039 are not part of the block)."""
-    image = [0] * 46
+    """Registers 41000..41046 (41038/41039 are not part of the block)."""
+    image = [0] * 47
     for register, raw in SETTINGS.items():
         image[register - 41000] = raw
     image[26:28] = u32(12_345_678)  # telemetry_time 12345.678 s

@@ -72,7 +72,9 @@ def test_island_load_step_is_the_regulators_second_order_response():
     plant.set_load_bank(p_w=125e3)
     plant.advance(1.0)
     t, v = v_magnitude_pu(plant, t1, 1.0)
-    fit = damping_ratio_and_frequency(t[100::20] - t1, v[100::20])
+    # fitted from 20 ms on: the first milliseconds are the virtual impedance's own electrical
+    # transient (its transient resistance damps the bus's LC ring), not the regulator's
+    fit = damping_ratio_and_frequency(t[400::20] - t1, v[400::20])
     # closed loop of an integral regulator (ki) on a first-order measurement (tau), plant
     # gain ~1: tau s^2 + s + ki = 0
     ki, tau = plant_module.VREG_KI_PER_S, plant_module.VREG_TAU_S
@@ -188,13 +190,15 @@ def test_gfm_underdamped_rings_at_a_few_hz_and_black_start_still_works():
     assert fit.natural_frequency_hz == pytest.approx(wn_hz, rel=0.1)
 
 
-@pytest.mark.parametrize("inertia_h_s", [2.0, 6.0])
-def test_vsm_frequency_follows_the_swing_equation(inertia_h_s):
-    """2H dw/dt = P_set - P - D (w - w0) (pu): after a load step dP the frequency falls
-    first-order with time constant 2H / D to -dP / D (damping acts as droop)."""
-    damping_pu = 20.0
+@pytest.mark.parametrize("inertia_h_s, droop_f_pct, damping_pu",
+                         [(2.0, 5.0, 20.0), (6.0, 5.0, 20.0), (2.0, 4.0, 60.0)])
+def test_vsm_frequency_follows_the_swing_equation(inertia_h_s, droop_f_pct, damping_pu):
+    """2H dw/dt = P_set - P - (w - w0) / m - D (w - w_grid) (pu): the droop setting m is the
+    VSM's governor, its damping D acts on the slip against the grid frequency (the PLL).
+    Islanded the PLL tracks the bus the PCS forms, so after a load step dP the frequency
+    falls first-order with time constant 2H m to -m dP, whatever D."""
     plant, _, t1 = _island_load_step((), "GFM_VSM", vsm_inertia_h_s=inertia_h_s,
-                                     vsm_damping_pu=damping_pu)
+                                     vsm_damping_pu=damping_pu, droop_f_pct=droop_f_pct)
     f0 = plant.pcs_telemetry()["freq_hz"]
     samples: list[tuple[float, float]] = []
     for i in range(1, 121):
@@ -202,10 +206,11 @@ def test_vsm_frequency_follows_the_swing_equation(inertia_h_s):
                        lambda p: samples.append((p.t_s - t1, p.pcs_telemetry()["freq_hz"])))
     plant.advance(3.05)
     dp_pu = 100e3 / P_RATED_W
-    df_final_hz = -dp_pu / damping_pu * 60.0
+    m_pu = droop_f_pct / 100.0
+    df_final_hz = -dp_pu * m_pu * 60.0
     f_end = samples[-1][1]
     assert f_end - f0 == pytest.approx(df_final_hz, rel=0.05)
-    tau_s = 2.0 * inertia_h_s / damping_pu
+    tau_s = 2.0 * inertia_h_s * m_pu
     t63 = next(t for t, f in samples if (f - f0) <= 0.632 * df_final_hz)
-    # + the droop's power filter and the one-cycle telemetry average (~30 ms)
+    # + the telemetry's one-cycle window and 30 ms filter (~30 ms)
     assert t63 == pytest.approx(tau_s + 0.03, abs=0.05 + 0.1 * tau_s)

@@ -59,7 +59,7 @@ def test_reads_show_settings_telemetry_and_manual_layout():
         assert (by_addr[41013], by_addr[41014], by_addr[41015]) == (200, 800, 0)
         assert u32(regs[16:18]) == 0 and by_addr[41018] == 20        # dr_target 0 W, dr_time 2.0 s
         assert (by_addr[41019], by_addr[41020], by_addr[41021]) == (0, 0, 0)
-        telemetry = plant.pcs_telemetry()
+        telemetry = plant.pcs_telemetry_image()                     # what the registers serve
         assert by_addr[41022] == 2                                   # RUNNING
         assert (by_addr[41023], by_addr[41024], by_addr[41025]) == (0, 0, 0)
         assert u32(regs[26:28]) == round(telemetry["t_s"] * 1000)    # PCS clock, ms
@@ -72,7 +72,7 @@ def test_reads_show_settings_telemetry_and_manual_layout():
         # FC4 reads the same image
         assert client.read_input_registers(41000, count=22, device_id=1).registers == regs[:22]
         # unlisted addresses answer 02, also inside an otherwise good read
-        for address, count in ((41038, 1), (41039, 1), (41046, 4), (41000, 50), (40990, 12)):
+        for address, count in ((41038, 1), (41039, 1), (41047, 3), (41000, 50), (40990, 12)):
             response = client.read_holding_registers(address, count=count, device_id=1)
             assert exception_code(response) == ILLEGAL_ADDRESS, (address, count)
 
@@ -134,14 +134,15 @@ def test_illegal_writes_answer_the_manual_exceptions(monkeypatch):
 
         # read-only points, unlisted addresses, half of an int32, a span into read-only points
         for address, values in ((41000, [1]), (41022, [0]), (41031, [5]), (41038, [0]),
-                                (41046, [0]), (41016, [0]), (41017, [0]), (41020, [1, 0, 0])):
+                                (41047, [0]), (41016, [0]), (41017, [0]), (41020, [1, 0, 0])):
             assert code_of(address, values) == ILLEGAL_ADDRESS, address
         # outside the range or enumeration
         for address, values in ((41001, [3]), (41002, [7]), (41003, [1001]), (41004, [2]),
                                 (41005, [201]), (41006, [49]), (41007, [1001]), (41008, [9]),
                                 (41009, [2001]), (41010, [501]), (41012, [0]), (41013, [1001]),
                                 (41015, [3]), (41018, [0]), (41018, [6001]), (41019, [2]),
-                                (41021, [2]), (41032, [0]), (41032, [60000]), (41041, [1])):
+                                (41021, [2]), (41032, [0]), (41032, [60000]), (41041, [1]),
+                                (41046, [10001])):
             assert code_of(address, values) == ILLEGAL_VALUE, (address, values)
         beyond_wmax = client.convert_to_registers(250_001, client.DATATYPE.INT32)
         assert code_of(41016, beyond_wmax) == ILLEGAL_VALUE

@@ -128,7 +128,25 @@ P_N7 = P_BAT_OCV_V + MAX_OCV_POINTS
  P_DEF_JUMP_ERR,        # pll_loses_lock_on_jump: filtered PLL error that unlocks it
  P_DEF_JUMP_CEASE_S,    # ... and how long current then ceases after it relocks
  P_N8) = range(P_N7, P_N7 + 12)
-N_PARAMS = P_N8
+# ninth wave: the PCS's telemetry refresh (kernel_telemetry.py), its reactive-power setpoint
+# ramp, and its ride-through controller's weak-grid measures (update_ride_through)
+(P_TEL_PERIOD_S,        # telemetry registers refreshed this often (a whole number of windows)
+ P_TEL_FILTER_S,        # first-order filter of the reported values (s); 0 = none
+ P_Q_RAMP,              # reactive-power setpoint ramp (var/s); 0 = a step
+ P_RT_PLL_SCALE,        # PLL bandwidth factor while riding through (1 = unchanged)
+ P_N9) = range(P_N8, P_N8 + 5)
+# tenth wave: grid forming's transient virtual resistance (kernel_gfm.py), the active damping
+# of the bus capacitance's resonance with the (virtual) inductor
+(P_GFM_RT,              # transient virtual resistance (ohm), on top of P_RV_VIRT
+ P_GFM_RT_TAU,          # it acts on the virtual current less this low-pass of it (s)
+ P_N10) = range(P_N9, P_N9 + 3)
+# eleventh wave: grid forming's power loops (kernel_gfm.py): the VSM's own active-power
+# measurement filter (the droop's P_GFM_PF_TAU filters its reactive power still), and the
+# droop's damping against the grid frequency
+(P_VSM_PF_TAU,          # VSM active-power measurement filter (s)
+ P_GFM_SLIP_D,          # droop: damping power per pu slip against the PLL frequency (pu)
+ P_N11) = range(P_N10, P_N10 + 3)
+N_PARAMS = P_N11
 DC_MODE_VOLTAGE, DC_MODE_BATTERY = 0, 1
 CTRL_GFL, CTRL_GFM_DROOP, CTRL_GFM_VSM = 0, 1, 2
 
@@ -244,13 +262,31 @@ S_N9 = S_PREV_VPP + 3
 (S_P_HOLD,                  # 1 while a depressed PCC voltage slows or holds the ramp
  S_P_RAMP_V0,               # |V1| (pu) when the ramp last set off away from zero
  S_N10) = range(S_N9, S_N9 + 3)
-N_STATE = S_N10
+# eleventh wave: telemetry refresh, reactive-power ramp, ride-through (see P_N9's wave)
+(S_TEL_NEXT_T,              # next telemetry refresh instant (plant time, s)
+ S_Q_RAMP,                  # the ramped reactive-power setpoint (var, capacitive +)
+ S_RT_EXIT_T,               # how long |V1| has been back inside the exit band (s)
+ S_RT_PLL_T,                # time left on the ride-through PLL schedule (s)
+ S_MC_RESTORE,              # after momentary cessation: the part of the current still to restore (1..0)
+ S_N11) = range(S_N10, S_N10 + 6)
+# twelfth wave: grid forming's transient virtual resistance (kernel_gfm.py)
+(S_GFM_ILP_D, S_GFM_ILP_Q,  # low-pass of the virtual-impedance current (A peak, GFM frame)
+ S_N12) = range(S_N11, S_N11 + 3)
+N_STATE = S_N12
 
 # ---------------------------------------------------------------- telemetry (meas) indices
 M_T_END = 0      # plant time at the end of the last completed window
 M_VALID = 1      # 1 once a full window has been averaged
 M_AVG = 2        # N_ACC averages follow, in accumulator order
-N_MEAS = M_AVG + N_ACC
+# the PCS's telemetry image (kernel_telemetry.py): refreshed at its own period, filtered
+M_TEL_T = M_AVG + N_ACC      # refresh instant of the image (its time stamp)
+M_TEL_VALID = M_TEL_T + 1    # 1 once the image has been refreshed from a measurement
+M_TEL_FILT_VALID = M_TEL_T + 2   # 1 once the filter holds a measurement
+M_TEL_AVG = M_TEL_T + 3      # N_ACC reported (filtered) averages, in accumulator order
+M_TEL_FILT = M_TEL_AVG + N_ACC   # N_ACC: the filter's running state
+(M_TEL_MODE, M_TEL_LIM, M_TEL_RT, M_TEL_GFM, M_TEL_PCC_CLOSED, M_TEL_TEMP_C, M_TEL_SOC_PCT,
+ M_TEL_BMS_DIS_W, M_TEL_BMS_CHA_W) = range(M_TEL_FILT + N_ACC, M_TEL_FILT + N_ACC + 9)
+N_MEAS = M_TEL_BMS_CHA_W + 1
 
 # ---------------------------------------------------------------- codes
 MODE_OFF, MODE_STARTING, MODE_RUNNING, MODE_MC, MODE_TRIPPED, MODE_FAULT = range(6)
@@ -289,7 +325,32 @@ SQRT3 = math.sqrt(3.0)
 TWO_PI = 2.0 * math.pi
 LIMIT_HYSTERESIS = 0.98     # limiter flag leaves below 98 % of i_max, avoids event chatter
 MC_HYSTERESIS_PU = 0.02
-RT_HYSTERESIS_PU = 0.01
+# Ride-through on weak grids (update_ride_through, update_pll). The reactive current a
+# PCS injects lifts the PCC voltage by about X_grid x dIq: at SCR 1.5 (X ~ 0.66 pu) with
+# k = 2 that is 1.3 pu per pu of depression, and the PCC angle swings with the PCS's own
+# current. A 0.5 pu sag at 0.5 pu power grew a ~40 Hz oscillation between the 20 Hz PLL and
+# the injection (PLL 56-66 Hz) until |V1| swung back into the ride-through band; leaving
+# ride-through the moment it got there (0.01 pu hysteresis) dropped the injection, the
+# voltage fell, ride-through re-entered: a relay on top, and an HV trip at the end. A
+# vendor's fault ride-through therefore (1) runs its PLL at a reduced bandwidth while riding
+# through and for a short hold after (the fault-mode PLL: the sag and its clearing are also
+# phase steps of the PCC on a weak grid, which a slower PLL rides without a frequency
+# excursion); (2) leaves only after |V1| has stayed inside the band, with a wider
+# hysteresis, for a dwell; (3) brings the current back along a ramp after a momentary
+# cessation (MC_RESTORE_S). The injection itself, k (1 - |V1|) on the one-cycle |V1|, is
+# unchanged: IEEE 2800's 2.5-cycle reactive-current step response at SCR 5 (T7) and the
+# declared sag response (T12) stay as they were. Not covered: an active current the grid
+# cannot take during the sag (beyond about V_sag / X: at SCR 1.5, 0.3 pu in a 0.2 pu sag,
+# 0.75 pu in a 0.5 pu sag) still pulls the PLL out of step; the PCS would have to reduce it.
+RT_HYSTERESIS_PU = 0.02
+RT_EXIT_DWELL_S = 0.02      # |V1| must stay inside the exit band this long (> 1 cycle)
+RT_PLL_HOLD_S = 0.2         # the fault-mode PLL holds this long after ride-through ends
+# After momentary cessation the current comes back along a ramp, not as a step: on a weak
+# grid a step of rated current back onto the PCC rings its capacitor against the grid
+# inductance past the cessation threshold (per-phase RMS > 1.10 pu at SCR 2), which ceased
+# it again: a relay at the clearing of a sag. IEEE 1547-2018 asks for the output back
+# within 0.4 s [recall]; 0.1 s restores 80 % in 80 ms.
+MC_RESTORE_S = 0.1
 PLL_LOCK_ERR = 0.02         # rad (normalised vq), filtered
 PLL_LOCK_TIME_S = 0.05
 GRID_PRESENT_PU = 0.85
@@ -525,6 +586,8 @@ def open_converter(state: np.ndarray, events: np.ndarray, t_s: float, mode: int)
     if state[S_BRK] > 0.5 and state[S_BLK_T] <= 0.0:
         state[S_BLK_T] = BLOCK_TIME_S
     state[S_P_RAMP] = 0.0
+    state[S_Q_RAMP] = 0.0
+    state[S_MC_RESTORE] = 0.0
     clear_flags(state, events, t_s)
     if state[S_GFM] > 0.5:
         state[S_GFM] = 0.0
@@ -572,11 +635,22 @@ def update_pll(state: np.ndarray, params: np.ndarray, vq: float) -> None:
     w_nom = TWO_PI * params[P_F_NOM]
     v_mag = max(state[S_V1_PU], 0.1) * params[P_VPK_NOM]
     err = vq / v_mag
-    state[S_PLL_INT] += params[P_PLL_KI] * err * dt
+    kp, ki = params[P_PLL_KP], params[P_PLL_KI]
+    # fault-mode PLL: bandwidth x P_RT_PLL_SCALE (kp ~ wn, ki ~ wn^2) while riding through
+    # and RT_PLL_HOLD_S after (see RT_HYSTERESIS_PU)
+    if state[S_RT] > 0.5:
+        state[S_RT_PLL_T] = RT_PLL_HOLD_S
+    elif state[S_RT_PLL_T] > 0.0:
+        state[S_RT_PLL_T] -= dt
+    if state[S_RT_PLL_T] > 0.0:
+        scale = params[P_RT_PLL_SCALE]
+        kp *= scale
+        ki *= scale * scale
+    state[S_PLL_INT] += ki * err * dt
     # the integrator alone must not carry the PLL off to absurd frequencies on a dead bus
     lim = 0.2 * w_nom
     state[S_PLL_INT] = min(max(state[S_PLL_INT], -lim), lim)
-    w = w_nom + params[P_PLL_KP] * err + state[S_PLL_INT]
+    w = w_nom + kp * err + state[S_PLL_INT]
     w = min(max(w, w_nom - lim), w_nom + lim)
     state[S_PLL_W] = w
     th = state[S_PLL_TH] + w * dt
@@ -634,6 +708,7 @@ def handle_command(state: np.ndarray, params: np.ndarray, events: np.ndarray,
                 state[S_ID_INT] = 0.0
                 state[S_IQ_INT] = 0.0
                 state[S_P_RAMP] = 0.0
+                state[S_Q_RAMP] = 0.0
                 set_mode(state, events, t_s, MODE_STARTING)
     elif cmd == CMD_STOP or cmd == CMD_STANDBY:
         state[S_ES_WAIT] = 0.0             # a waiting start is abandoned
@@ -757,6 +832,7 @@ def update_ride_through(state: np.ndarray, params: np.ndarray, events: np.ndarra
     db = params[P_DB]
     if state[S_RT] < 0.5 and dev > db:
         state[S_RT] = 1.0
+        state[S_RT_EXIT_T] = 0.0
         # hold the pre-disturbance currents: the references as they were at the voltage
         # before the sag began (the one-cycle |V1| lags the sag by the time it gets here)
         # (id = P / V: rescale from the present |V1| to the filtered pre-sag |V1|)
@@ -764,9 +840,15 @@ def update_ride_through(state: np.ndarray, params: np.ndarray, events: np.ndarra
         state[S_ID_HOLD] = state[S_ID_REF] * v_scale
         state[S_IQ_HOLD] = state[S_IQ_REF] * v_scale
         push_event(events, state, t_s, EV_RT_ENTER, state[S_V1_PU], 0.0, 0.0)
-    elif state[S_RT] > 0.5 and dev < db - RT_HYSTERESIS_PU:
-        state[S_RT] = 0.0
-        push_event(events, state, t_s, EV_RT_EXIT, state[S_V1_PU], 0.0, 0.0)
+    elif state[S_RT] > 0.5:
+        # out only once |V1| has stayed inside the band for the dwell (see RT_HYSTERESIS_PU)
+        if dev < db - RT_HYSTERESIS_PU:
+            state[S_RT_EXIT_T] += params[P_DT]
+        else:
+            state[S_RT_EXIT_T] = 0.0
+        if state[S_RT_EXIT_T] >= RT_EXIT_DWELL_S:
+            state[S_RT] = 0.0
+            push_event(events, state, t_s, EV_RT_EXIT, state[S_V1_PU], 0.0, 0.0)
 
 
 @numba.njit(cache=True)
@@ -782,6 +864,7 @@ def update_cessation(state: np.ndarray, params: np.ndarray, events: np.ndarray,
     elif mode == MODE_MC and vmin > params[P_LV_MC] + MC_HYSTERESIS_PU \
             and vmax < params[P_HV_MC] - MC_HYSTERESIS_PU:
         state[S_MC] = 0.0
+        state[S_MC_RESTORE] = 1.0          # the current ramps back (MC_RESTORE_S)
         push_event(events, state, t_s, EV_MC_EXIT, vmin, vmax, 0.0)
         set_mode(state, events, t_s, MODE_RUNNING)
 
@@ -847,8 +930,7 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
         # the BMS limits (they shrink near the SOC ends) bound what the PCS asks of the battery
         p_ref = min(max(p_ref, -state[S_BMS_CHA_W]), state[S_BMS_DIS_W])
         id_ref = p_ref / v_den
-        q_vv = gfl.volt_var_var(state, params)
-        iqc_ref = (q_vv if params[P_VV_EN] > 0.5 else params[P_Q_SET]) / v_den
+        iqc_ref = gfl.reactive_power_var(state, params) / v_den
     # raw (unlimited) references are what the hold captures on the next disturbance
     state[S_ID_REF] = id_ref
     state[S_IQ_REF] = iqc_ref
@@ -868,6 +950,11 @@ def current_references(state: np.ndarray, params: np.ndarray, events: np.ndarray
     else:
         id_lim, iqc_lim, limited = limit_current(id_ref, iqc_ref, imax, prio)
     flag_limit(state, params, events, t_s, limited, mag, prio)
+    if state[S_MC_RESTORE] > 0.0:
+        # back from momentary cessation: the current returns along a ramp (MC_RESTORE_S)
+        state[S_MC_RESTORE] = max(state[S_MC_RESTORE] - dt / MC_RESTORE_S, 0.0)
+        restored = 1.0 - state[S_MC_RESTORE]
+        return id_lim * restored, iqc_lim * restored
     return id_lim, iqc_lim
 
 
@@ -1227,6 +1314,7 @@ def accumulate(state: np.ndarray, params: np.ndarray, meas: np.ndarray, t_end: f
     meas[M_T_END] = t_end - w_out
     meas[M_VALID] = 1.0
     state[S_ACC_T] = w_out
+    tel.window_completed(state, params, meas, t_win)     # the PCS's telemetry image
 
 
 # ================================================================ main loop
@@ -1448,4 +1536,5 @@ from bench.sim import kernel_gfm as gfm  # noqa: E402
 from bench.sim import kernel_gfl as gfl  # noqa: E402
 from bench.sim import kernel_genset as gen  # noqa: E402
 from bench.sim import kernel_grid_events as ge  # noqa: E402
+from bench.sim import kernel_telemetry as tel  # noqa: E402
 

@@ -12,6 +12,7 @@ runs it on its own measurements:
   inside the enter-service window for the enter-service delay;
 * LF / HF must-trip curves (models 709 / 710): each point an independent timer on the
   measured frequency, like the voltage curves;
+* the reactive-power setpoint ramp (vendor setting, ``reactive_power_var``);
 * the weak-grid guard on the active-power ramp (vendor function, below).
 
 Weak grids. A grid-following PCS injects the power it is told to and follows the voltage it
@@ -50,6 +51,7 @@ from bench.sim.kernel_emt import (
     P_VV_Q, P_VV_TAU, P_VV_V, S_ES_T, S_ES_WAIT, S_F_MEAS, S_FW_DP, S_HF_TMR, S_LF_TMR,
     S_FW_HOLD_F, S_FW_HOLD_T, S_PLL_LOCKED, S_PLL_W, S_V1_PU, S_VV_VF, TRIP_HF, TRIP_LF, TWO_PI, push_event, trip,
     EV_P_HOLD_ENTER, EV_P_HOLD_EXIT, P_DB, P_P_SET, S_P_HOLD, S_P_RAMP, S_P_RAMP_V0,
+    P_Q_RAMP, P_Q_SET, P_VV_EN, S_Q_RAMP,
 )
 
 # the firmware's frequency measurement: the PLL frequency through a ~1 cycle filter
@@ -160,6 +162,26 @@ def volt_var_var(state: np.ndarray, params: np.ndarray) -> float:
     The filter runs whether or not the function is enabled, so enabling is bumpless."""
     state[S_VV_VF] += (state[S_V1_PU] - state[S_VV_VF]) * min(params[P_DT] / params[P_VV_TAU], 1.0)
     return curve_value(params, P_VV_V, P_VV_Q, int(params[P_N_VV]), state[S_VV_VF])
+
+
+@numba.njit(cache=True)
+def reactive_power_var(state: np.ndarray, params: np.ndarray) -> float:
+    """The reactive-power reference (var, capacitive +) outside ride-through: volt-var's
+    when it is enabled (it has its own response lag), else the setpoint through the
+    reactive-power ramp (P_Q_RAMP var/s; 0: a step, as SunSpec VarSet alone implies).
+    While volt-var runs the ramp follows its output, so switching it off ramps from there
+    to the setpoint instead of jumping."""
+    q_vv = volt_var_var(state, params)
+    if params[P_VV_EN] > 0.5:
+        state[S_Q_RAMP] = q_vv
+        return q_vv
+    target = params[P_Q_SET]
+    step = params[P_Q_RAMP] * params[P_DT]
+    if step <= 0.0:
+        state[S_Q_RAMP] = target
+    else:
+        state[S_Q_RAMP] += min(max(target - state[S_Q_RAMP], -step), step)
+    return state[S_Q_RAMP]
 
 
 @numba.njit(cache=True)

@@ -27,6 +27,7 @@ import numpy as np
 from bench.sim import kernel_emt as k
 from bench.sim import kernel_genset as gen
 from bench.sim import kernel_grid_events as ge
+from bench.sim import kernel_telemetry as tel
 
 # phasor ring columns: time, then (re, im) of V, I_pcs, I_grid, I_load, I_gen, then vdc, idc
 (PH_T, PH_V, PH_IF, PH_IG, PH_IL, PH_IGEN) = (0, 1, 3, 5, 7, 9)
@@ -243,6 +244,7 @@ def run_phasor_steps(n_steps: int, t0_s: float, state: np.ndarray, params: np.nd
         meas[m + k.A_Q_GRID] = s_grid.imag
         meas[k.M_T_END] = t_end
         meas[k.M_VALID] = 1.0
+        tel.window_completed(state, params, meas, dt)    # the PCS's telemetry image
         # the PCS's load-power sensing for smoothing
         state[k.S_PLOAD_F] += (s_load.real - state[k.S_PLOAD_F]) * a_load
         # --- state and the phasor ring

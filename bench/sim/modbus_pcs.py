@@ -34,9 +34,10 @@ plant are in `sunspec_extra_models.py`.
 
 How it works: pymodbus keeps the register list; our `action` hook runs before every
 access. On reads it rewrites the live points of the models the request touches from
-`plant.pcs_telemetry()` / `plant.pcs_settings`; on writes it decodes whole points from the
-request, validates all of them (a request is applied entirely or not at all), applies them
-to the plant, and lets pymodbus store the raw registers.
+`plant.pcs_telemetry_image()` (the PCS's telemetry image, refreshed at its own period:
+polling faster reads the same values again) / `plant.pcs_settings`; on writes it decodes
+whole points from the request, validates all of them (a request is applied entirely or not
+at all), applies them to the plant, and lets pymodbus store the raw registers.
 
 Access rules, as a real device answers them:
 - Only the points this PCS implements for writing are writable (listed per model in
@@ -304,7 +305,7 @@ class SunSpecPcsDevice:
         touched = [m for m in self.models if m.base_addr < addr + count and addr < m.end_addr]
         if not touched:
             return
-        telemetry = self.plant.pcs_telemetry()
+        telemetry = self.plant.pcs_telemetry_image()
         for model in touched:
             for path, value in self._values(model, telemetry).items():
                 point = model.layout.point(path)
@@ -393,7 +394,7 @@ def _encode_clamped(point: PointLayout, value: int | str | None) -> list[int]:
 # ---------------------------------------------------------------------------------------
 
 def _state(plant: Any) -> str:
-    return str(plant.pcs_telemetry().get("state", "OFF"))
+    return str(plant.pcs_telemetry_image().get("state", "OFF"))
 
 
 def _model_1(dev: SunSpecPcsDevice, layout: ModelLayout, t: dict) -> dict:

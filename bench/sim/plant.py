@@ -26,6 +26,7 @@ import numpy as np
 
 from bench.sim import kernel_emt as k
 from bench.sim import kernel_phasor as kp
+from bench.sim import kernel_telemetry as tel
 from bench.sim.ai_load import AiLoadConfig, AiLoadProfile
 from bench.sim.defects import check_defects
 from bench.sim.genset import GensetConfig
@@ -72,6 +73,38 @@ CONTROL_MODES = {"GFL": k.CTRL_GFL, "GFM_DROOP": k.CTRL_GFM_DROOP, "GFM_VSM": k.
 GFM_RV_PU = 0.03
 GFM_MIN_X_PU = 0.02          # below this the virtual inductor is the converter filter's
 GFM_POWER_TAU_S = 0.02
+# The power loops on a grid. A droop m behind a power filter tau is a machine of inertia
+# 2H = tau / m damped by 1 / m against the nominal frequency: zeta ~0.45 at SCR 5 (5 %,
+# 20 ms) in a lossless model, but the line current's own mode and the transient virtual
+# resistance below eat into it on stiffer grids (zeta 0.1 at SCR 20; a swing at SCR 50).
+# GFM_DROOP_DAMPING_PU adds damping power in proportion to the slip of the PCS's frequency
+# against the grid's (the PLL), as a damper winding does: nothing in steady state, nor
+# islanded (the PLL tracks the bus the PCS forms), so the droop's sharing and its islanded
+# response are unchanged. Fitted on 100 -> 150 kW steps: zeta ~0.27 / 0.48 / 0.29 / 0.13
+# at SCR 5 / 20 / 50 / 100 (without: 0.39 / 0.11 / a swing / a swing).
+GFM_DROOP_DAMPING_PU = 40.0
+# The VSM's inertia filters its power already: under the droop's 20 ms filter it swung at
+# SCR 5 (H 2 s, D 20: K tau = 0.067 against D / w0 = 0.053); its own is a 2 ms ripple
+# filter. Its damping D acts on the slip against the grid (kernel_gfm._power_loop_frequency).
+# Grid connected with the defaults (H 2 s, D 20) it is lightly damped, zeta ~0.14 at SCR 5
+# and ~0.10 at SCR 20 (a 2.8 / 4 Hz swing); D 60 gives ~0.21, D 150 ~0.4.
+VSM_POWER_TAU_S = 0.002
+# Transient virtual resistance: active damping of the LC resonance. Islanded, the bus
+# capacitance (PCC 0.03 pu plus a load bank's C) resonates with the PCS's inductance (filter
+# L_f 0.10 pu = 244 uH, emulated as the 0.10 pu virtual inductor): f = 1 / (2 pi sqrt(L_f C)),
+# or f_nom / sqrt(x_L (b_pcc + b_load)) in pu: 60 / sqrt(0.10 x 0.28) = 359 Hz with a 0.25 pu
+# capacitive load (806 uF), 526 Hz with 0.10 pu, 263 Hz with 0.50 pu. The current loop
+# (~300 Hz) emulates the virtual inductor with a lag, Z_v (1 + s / w_c): its resistance at
+# the resonance is R_v - w^2 L_v / w_c, about -0.7 pu at 360 Hz, which neither R_v nor a light
+# resistive load outweighs: the bus rang without decay at 300-400 Hz from ~0.1 pu of C on a
+# 0.1 pu resistive load. R_t acts on the virtual current less its 1 ms low-pass (corner
+# ~160 Hz in the PCS's frame), so the droops, the voltage regulator and the fundamental see
+# R_v alone, and the ring decays within ~20 ms. Its cost is on stiff grids: it slows the line
+# current's own mode (60 Hz in the PCS's frame) towards the droop's range: grid connected at
+# 5 % droop the PCS swung at SCR 50 (with R_t 1 pu or a 2 ms low-pass already at SCR 20),
+# which GFM_DROOP_DAMPING_PU pays back (a 0.5 ms low-pass would too, but left the capacitive
+# ring at 40 % after 10 ms).
+GFM_RT_PU, GFM_RT_TAU_S = 0.5, 1e-3
 VREG_KP, VREG_KI_PER_S, VREG_TAU_S = 0.0, 40.0, 0.02
 BLACK_START_RAMP_S = 1.0
 # gfm_underdamped: |V| measured through a 300 ms filter (a telemetry RMS reused by the
@@ -103,6 +136,9 @@ PYTHON_COMMANDS = ("dr_execute",)   # handled by the plant's supervisory layer, 
 DR_FINISH_FRACTION = 0.9    # a dispatch ramps so that it arrives at 90 % of dr_time_s
 DR_SLOW_TIMEBASE = 5.0      # dr_slow_response: the ramp limiter's clock runs 5x slow
 TELEMETRY_LAG_S = 0.120     # telemetry_timestamp_lag: the stale buffer's age
+# the fault-mode PLL's bandwidth, a fraction of pll_bandwidth_hz (kernel_emt.update_pll):
+# 20 Hz -> 10 Hz while riding through (stable at SCR 1.5 with k = 2; see RT_HYSTERESIS_PU)
+RT_PLL_BANDWIDTH_SCALE = 0.5
 SMOOTHING_MARGIN = 0.9      # the smoothing ramp aims 10 % under the limit (measurement margin)
 SMOOTHING_TAU_S = 0.001     # load-feeder power sensing of the smoothing function (feed-forward)
 RAMP_BUFFER_SLOW_FACTOR = 4.0   # ramp_buffer_slow: its injection slews at p_ramp / 4
@@ -174,6 +210,16 @@ class PcsConfig:
     bms_discharge_full_soc_pct: float = 10.0
     bms_charge_full_soc_pct: float = 90.0
     bms_charge_zero_soc_pct: float = 100.0
+    # telemetry (kernel_telemetry.py): the register image is refreshed every
+    # telemetry_period_s (rounded to whole one-cycle measurement windows: 0.1 s is 6 cycles
+    # at 60 Hz, 5 at 50 Hz), stamped with the refresh instant; its values are the one-cycle
+    # means through a first-order filter of telemetry_filter_s (0: none). 100 ms (10 Hz)
+    # is the slow end of the 20-100 ms a PCS's SCADA registers refresh at (bessbench's
+    # assumption, no manual cited), so plans meet the quantisation they will meet; the 30 ms
+    # filter is under a third of it: a reading has moved 96 % of a step by the next refresh
+    # and is settled (< 0.1 %) 0.2 s after the step, inside T1's guard_s
+    telemetry_period_s: float = 0.1
+    telemetry_filter_s: float = 0.03
 
 
 def _default_ocv_curve() -> tuple[tuple[float, float], ...]:
@@ -220,6 +266,9 @@ class PcsSettings:
     p_set_w: float = 0.0
     q_set_var: float = 0.0
     p_ramp_w_per_s: float = 250e3
+    # reactive-power setpoint ramp (vendor point var_ramp, docs/vendor_points_vpcs.md);
+    # 0: the setpoint applies as a step (kernel_gfl.reactive_power_var)
+    q_ramp_var_per_s: float = 0.0
     limit_priority: str = "Q"              # "P" | "Q" | "mixed"
     k_factor: float = 2.0
     dvs_enabled: bool = True
@@ -310,6 +359,13 @@ def bench_impedance(grid: GridConfig, pcs: PcsConfig) -> BenchImpedance:
     return BenchImpedance(r_ohm, x_ohm / (2.0 * math.pi * grid.f_nom_hz), z_base)
 
 
+def telemetry_period_s(pcs: PcsConfig) -> float:
+    """The telemetry refresh period the PCS runs: PcsConfig.telemetry_period_s in whole
+    one-cycle measurement windows (at least one), so each refresh instant is a window end."""
+    windows = max(1, round(pcs.telemetry_period_s * pcs.f_nom_hz))
+    return windows / pcs.f_nom_hz
+
+
 def validate_config(config: PlantConfig) -> None:
     g, p = config.grid, config.pcs
     _positive("dt_s", config.dt_s)
@@ -322,6 +378,10 @@ def validate_config(config: PlantConfig) -> None:
                  "vff_filter_tau_s", "modulation_max", "battery_capacity_wh", "thermal_tau_s"):
         _positive(f"pcs.{name}", getattr(p, name))
     _require(p.r_filter_pu >= 0.0, f"negative PCS filter resistance {p.r_filter_pu} pu")
+    _require(math.isfinite(p.telemetry_period_s) and 0.0 < p.telemetry_period_s <= 10.0,
+             f"pcs.telemetry_period_s must be within 0..10 s, got {p.telemetry_period_s!r}")
+    _require(math.isfinite(p.telemetry_filter_s) and 0.0 <= p.telemetry_filter_s <= 10.0,
+             f"pcs.telemetry_filter_s must be within 0..10 s (0: no filter), got {p.telemetry_filter_s!r}")
     _require(p.vdc_min_v < p.vdc_max_v, "pcs.vdc_min_v must be below pcs.vdc_max_v")
     _require(0.0 <= p.soc_initial_pct <= 100.0, "pcs.soc_initial_pct must be within 0..100")
     _positive("dc_source.r_internal_ohm", config.dc_source.r_internal_ohm)
@@ -424,6 +484,7 @@ class Plant:
         self._source_r_ohm = 0.0
         self._source_l_h = 0.0
         self._trip_reason = ""
+        self._trip_reason_t_s = 0.0             # when the PCS logged it (its image shows it from then)
         self._alarms: list[str] = []
         self._pending_commands: collections.deque[float] = collections.deque()
         self._q_frozen: float | None = None
@@ -533,7 +594,11 @@ class Plant:
         p[k.P_PCC_BRK] = 1.0
         # grid forming
         p[k.P_RV_VIRT] = GFM_RV_PU * z_base
+        p[k.P_GFM_RT] = GFM_RT_PU * z_base
+        p[k.P_GFM_RT_TAU] = GFM_RT_TAU_S
         p[k.P_GFM_PF_TAU] = GFM_POWER_TAU_S
+        p[k.P_VSM_PF_TAU] = VSM_POWER_TAU_S
+        p[k.P_GFM_SLIP_D] = GFM_DROOP_DAMPING_PU
         underdamped = "gfm_underdamped" in self._defects
         p[k.P_VREG_KP] = VREG_KP
         p[k.P_VREG_KI] = UNDERDAMPED_VREG_KI_PER_S if underdamped else VREG_KI_PER_S
@@ -555,6 +620,9 @@ class Plant:
         p[k.P_AI_TAU] = ai.power_tau_s
         p[k.P_AI_V_TAU] = ai.voltage_filter_tau_s
         p[k.P_SMOOTH_TAU] = SMOOTHING_TAU_S
+        p[k.P_TEL_PERIOD_S] = telemetry_period_s(pcs)
+        p[k.P_TEL_FILTER_S] = pcs.telemetry_filter_s
+        p[k.P_RT_PLL_SCALE] = RT_PLL_BANDWIDTH_SCALE
         s = self.state
         s[k.S_PLL_W] = w_nom
         s[k.S_LC_ILIM] = k.LC_WINDUP_MAX * p[k.P_IMAX_PK]
@@ -566,6 +634,7 @@ class Plant:
         s[k.S_GEN_W] = w_nom
         s[k.S_VV_VF] = 1.0
         self._init_bms_limits()
+        tel.latch_status(s, p, self._meas)      # the image a read finds before the first refresh
 
     def _init_grid_event_defects(self) -> None:
         """The elements of the T7 frequency / RoCoF / phase-jump defects (0: absent)."""
@@ -622,6 +691,8 @@ class Plant:
         _require(s.limit_priority in PRIORITY_CODES,
                  f"limit_priority must be one of {sorted(PRIORITY_CODES)}, got {s.limit_priority!r}")
         _require(s.p_ramp_w_per_s > 0.0, f"p_ramp_w_per_s must be > 0, got {s.p_ramp_w_per_s}")
+        _require(math.isfinite(s.q_ramp_var_per_s) and s.q_ramp_var_per_s >= 0.0,
+                 f"q_ramp_var_per_s must be >= 0 (0: a step), got {s.q_ramp_var_per_s}")
         _require(s.k_factor >= 0.0, f"k_factor must be >= 0, got {s.k_factor}")
         _require(s.dvs_deadband_pu >= 0.0, "dvs_deadband_pu must be >= 0")
         _require(0.0 <= s.lv_mom_cess_v_pu < 1.0, "lv_mom_cess_v_pu must be within [0, 1)")
@@ -659,6 +730,7 @@ class Plant:
         p = self.params
         p[k.P_P_SET] = s.p_set_w
         p[k.P_Q_SET] = s.q_set_var
+        p[k.P_Q_RAMP] = s.q_ramp_var_per_s
         p[k.P_P_RAMP] = s.p_ramp_w_per_s
         if self._dispatch is not None:
             target_w, rate_w_per_s = self._dispatch
@@ -924,6 +996,16 @@ class Plant:
         for row, value in enumerate((v_abs ** 2,) * 3 + (math.sqrt(2.0) * v_abs, 0.0)):
             self._win[row, :] = value
             st[k.S_WIN_SUM + row] = value * n_win
+        # the per-phase v^2 windows hold the last cycle's samples, oldest at the write
+        # position: a flat RMS^2 there would be replaced sample by sample by the real
+        # v^2, and the half-replaced window swings +-10 % (a spurious 1.10 pu cessation)
+        pos = int(st[k.S_WIN_POS])
+        ages = (n_win - np.arange(n_win)) * self.dt_s           # oldest first
+        slots = (pos + np.arange(n_win)) % n_win
+        for ph in range(3):
+            past = math.sqrt(2.0) * (v * shifts[ph] * np.exp(1j * w0 * (self.t_s - ages))).real
+            self._win[ph, slots] = past ** 2
+            st[k.S_WIN_SUM + ph] = float(np.sum(past ** 2))
         st[k.S_ACC_T] = 0.0
         st[k.S_ACC:k.S_ACC + k.N_ACC] = 0.0
         st[k.S_TOPO_VALID] = 0.0
@@ -1005,7 +1087,7 @@ class Plant:
             self._log(t_s, "STATE", name)
         elif code == k.EV_TRIP:
             text = self._trip_text(int(a), b, c)
-            self._trip_reason = text
+            self._trip_reason, self._trip_reason_t_s = text, t_s
             self._log(t_s, "TRIP", text)
         elif code == k.EV_MC_ENTER:
             self._log(t_s, "MC_ENTER", f"V min {a:.2f} pu, V max {b:.2f} pu")
@@ -1045,7 +1127,7 @@ class Plant:
             self._log(t_s, "SYNC", "synchronising to the grid side")
         elif code == k.EV_FAULT:
             text = f"AC overcurrent {a:.0f} A peak > {b:.0f} A"
-            self._trip_reason = text
+            self._trip_reason, self._trip_reason_t_s = text, t_s
             self._log(t_s, "FAULT", text)
         elif code == k.EV_LOCK_CEASE:
             self._log(t_s, "PLL_LOCK", f"PLL out of its lock window (error {a:.3f}): current ceased")
@@ -1474,54 +1556,90 @@ class Plant:
         self._log(self.t_s, "CMD", f"dr_execute {s.dr_target_w:.0f} W in {s.dr_time_s:g} s")
 
     def pcs_telemetry(self) -> dict:
+        """The PCS's own measurement as it stands now: the last completed one-cycle window
+        (t_s at its end) and the present status. What its measurement task holds, before
+        the telemetry refresh; a plant-level probe. What a client reads over Modbus is the
+        refreshed image, ``pcs_telemetry_image()``. The telemetry defects act on both."""
         meas, state = self._telemetry_source()
         m = lambda index: float(meas[k.M_AVG + index])   # noqa: E731 - local shorthand
-        mode = int(state[k.S_MODE])
-        p_w = m(k.A_P_PCS)
+        status = {"mode": state[k.S_MODE], "soc_pct": self._soc_pct(state),
+                  "p_discharge_max_w": state[k.S_BMS_DIS_W], "p_charge_max_w": state[k.S_BMS_CHA_W],
+                  "temperature_c": state[k.S_TEMP_C], "current_limited": state[k.S_LIM],
+                  "ride_through_active": state[k.S_RT], "grid_forming": state[k.S_GFM],
+                  "pcc_breaker_closed": state[k.S_PCC_CLOSED]}
+        rms = lambda index: math.sqrt(max(m(index), 0.0))   # noqa: E731 - mean squares here
+        return self._report(m, rms, float(meas[k.M_T_END]), meas[k.M_VALID] > 0.5, status,
+                            self._trip_reason)
+
+    def pcs_telemetry_image(self) -> dict:
+        """What the PCS reports (its Modbus registers): the telemetry image as of its last
+        refresh, every PcsConfig.telemetry_period_s, stamped t_s at the refresh instant;
+        values are its one-cycle means through its telemetry_filter_s filter, status
+        latched at the same instant (kernel_telemetry.py). A reader polling faster sees the
+        same image again. A trip logged after the refresh shows in the next one."""
+        meas, _ = self._telemetry_source(image=True)
+        m = lambda index: float(meas[k.M_TEL_AVG + index])   # noqa: E731 - local shorthand
+        t_s = float(meas[k.M_TEL_T])
+        status = {"mode": meas[k.M_TEL_MODE], "soc_pct": meas[k.M_TEL_SOC_PCT],
+                  "p_discharge_max_w": meas[k.M_TEL_BMS_DIS_W], "p_charge_max_w": meas[k.M_TEL_BMS_CHA_W],
+                  "temperature_c": meas[k.M_TEL_TEMP_C], "current_limited": meas[k.M_TEL_LIM],
+                  "ride_through_active": meas[k.M_TEL_RT], "grid_forming": meas[k.M_TEL_GFM],
+                  "pcc_breaker_closed": meas[k.M_TEL_PCC_CLOSED]}
+        trip_reason = self._trip_reason if self._trip_reason_t_s <= t_s + CALLBACK_EPS_S else ""
+        # the image holds RMS values for voltages and currents (kernel_telemetry.is_mean_square)
+        return self._report(m, m, t_s, meas[k.M_TEL_VALID] > 0.5, status, trip_reason)
+
+    def _report(self, mean: Callable[[int], float], rms: Callable[[int], float], t_s: float,
+                valid: bool, status: dict, trip_reason: str) -> dict:
+        """The telemetry dict from accumulator-channel values (``mean``; ``rms`` for the
+        voltage and current channels) and status values; the telemetry defects applied."""
+        p_w = mean(k.A_P_PCS)
         if "telemetry_scale_error" in self._defects:
             p_w *= 1.03
-        q_var = self._q_frozen if self._q_frozen is not None else m(k.A_Q_PCS)
+        q_var = self._q_frozen if self._q_frozen is not None else mean(k.A_Q_PCS)
         s_va = math.hypot(p_w, q_var)
         alarms = list(self._alarms)
-        if self._trip_reason:
-            alarms.insert(0, self._trip_reason)
+        if trip_reason:
+            alarms.insert(0, trip_reason)
         return {
-            "t_s": float(meas[k.M_T_END]),
-            "state": STATE_NAMES[mode],
-            "v_ln_rms_v": [math.sqrt(m(k.A_V2 + i)) for i in range(3)],
-            "v_ll_rms_v": sum(math.sqrt(m(k.A_VLL2 + i)) for i in range(3)) / 3.0,
-            "i_rms_a": [math.sqrt(m(k.A_IF2 + i)) for i in range(3)],
+            "t_s": t_s,
+            "state": STATE_NAMES[int(status["mode"])],
+            "v_ln_rms_v": [rms(k.A_V2 + i) for i in range(3)],
+            "v_ll_rms_v": sum(rms(k.A_VLL2 + i) for i in range(3)) / 3.0,
+            "i_rms_a": [rms(k.A_IF2 + i) for i in range(3)],
             "p_w": p_w,
             "q_var": q_var,
             "s_va": s_va,
             "pf": p_w / s_va if s_va > 1e-6 * self.config.pcs.s_rated_va else 1.0,
-            "freq_hz": m(k.A_F_PLL) if meas[k.M_VALID] else self.config.pcs.f_nom_hz,
-            "vdc_v": m(k.A_VDC),
-            "idc_a": m(k.A_IDC_PCS),
-            "soc_pct": self._soc_pct(state),
+            "freq_hz": mean(k.A_F_PLL) if valid else self.config.pcs.f_nom_hz,
+            "vdc_v": mean(k.A_VDC),
+            "idc_a": mean(k.A_IDC_PCS),
+            "soc_pct": float(status["soc_pct"]),
             # the BMS limits (they shrink near the SOC ends): what the PCS may discharge / charge
-            "p_discharge_max_w": float(state[k.S_BMS_DIS_W]),
-            "p_charge_max_w": float(state[k.S_BMS_CHA_W]),
-            "temperature_c": float(state[k.S_TEMP_C]),
-            "current_limited": bool(state[k.S_LIM] > 0.5),
-            "ride_through_active": bool(state[k.S_RT] > 0.5),
-            "grid_forming": bool(state[k.S_GFM] > 0.5),
-            "pcc_breaker_closed": bool(state[k.S_PCC_CLOSED] > 0.5),
-            "trip_reason": self._trip_reason,
+            "p_discharge_max_w": float(status["p_discharge_max_w"]),
+            "p_charge_max_w": float(status["p_charge_max_w"]),
+            "temperature_c": float(status["temperature_c"]),
+            "current_limited": bool(status["current_limited"] > 0.5),
+            "ride_through_active": bool(status["ride_through_active"] > 0.5),
+            "grid_forming": bool(status["grid_forming"] > 0.5),
+            "pcc_breaker_closed": bool(status["pcc_breaker_closed"] > 0.5),
+            "trip_reason": trip_reason,
             "alarms": alarms,
         }
 
-    def _telemetry_source(self) -> tuple[np.ndarray, np.ndarray]:
-        """The (meas, state) the PCS reports from: live, or with telemetry_timestamp_lag the
-        newest entry of its stale buffer that is at least TELEMETRY_LAG_S old."""
+    def _telemetry_source(self, image: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The (meas, state) the PCS reports from (meas holds its telemetry image too):
+        live, or with telemetry_timestamp_lag the newest entry of its stale buffer that is
+        at least TELEMETRY_LAG_S old (``image``: whose telemetry image is, by its stamp)."""
         if self._stale is None:
             return self._meas, self.state
         now = self.t_s
         chosen = None
         for t_s, meas, state in self._stale:
-            if t_s <= now - TELEMETRY_LAG_S + CALLBACK_EPS_S:
+            age_from_s = float(meas[k.M_TEL_T]) if image else t_s
+            if age_from_s <= now - TELEMETRY_LAG_S + CALLBACK_EPS_S:
                 chosen = (meas, state)
-            else:
+            elif not image:
                 break
         if chosen is None:                    # just powered up: the buffer holds nothing yet
             return self._stale_initial

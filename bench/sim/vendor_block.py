@@ -117,6 +117,7 @@ def vendor_points(w_max_w: float) -> tuple[VendorPoint, ...]:
         p("record_trigger_time", 41042, "uint32", "R", 0.001),
         p("record_file", 41044, "uint16", "R"),
         p("record_cause", 41045, "enum16", "R"),
+        p("var_ramp", 41046, "uint16", "RW", 0.1, (0, 10000)),
     )
 
 
@@ -180,7 +181,8 @@ class VendorBlock:
     island_request: int = 0
 
     def __post_init__(self) -> None:
-        self.points = vendor_points(float(self.plant.config.pcs.s_rated_va))
+        self._s_rated_va = float(self.plant.config.pcs.s_rated_va)
+        self.points = vendor_points(self._s_rated_va)
         self.by_name = {p.name: p for p in self.points}
         self._unknown_states_logged: set[str] = set()
 
@@ -218,7 +220,7 @@ class VendorBlock:
                    if p.address < address + count and address < p.address + p.size_regs]
         if not touched:
             return
-        values = self._values(self.plant.pcs_telemetry())
+        values = self._values(self.plant.pcs_telemetry_image())
         for point in touched:
             index = point.address - start_addr
             registers[index:index + point.size_regs] = _encode(point, values.get(point.name, 0))
@@ -264,6 +266,8 @@ class VendorBlock:
             "reserved": 0,
             "record_count": len(records),
             "record_select": self.record_select,
+            # %/s of rated apparent power; 0 = the reactive-power setpoint applies as a step
+            "var_ramp": _raw(s.q_ramp_var_per_s / self._s_rated_va * 100.0, 0.1),
         }
         if event is not None:
             t_s, code, text = event
@@ -383,6 +387,7 @@ class VendorBlock:
             "island_request": lambda r: setattr(self, "island_request", r),
             "event_select": lambda r: setattr(self, "event_select", r),
             "record_select": lambda r: setattr(self, "record_select", r),
+            "var_ramp": lambda r: setattr(s, "q_ramp_var_per_s", r * 0.1 / 100.0 * self._s_rated_va),
         }
         for name, raw in changes.items():
             if name in setters:
