@@ -107,6 +107,13 @@ def _role_matches(driver_role: str, role: str) -> bool:
 
 def _resource_manager() -> pyvisa.ResourceManager:
     global _default_manager
+    if _default_manager is not None:
+        # pyvisa hands every ResourceManager("@py") caller the same object, so another user
+        # in this process (a vendor script, a test) may have closed ours: then open a new one
+        try:
+            _default_manager.session
+        except pyvisa.errors.InvalidSession:
+            _default_manager = None
     if _default_manager is None:
         _default_manager = pyvisa.ResourceManager("@py")
     return _default_manager

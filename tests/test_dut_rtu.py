@@ -32,7 +32,7 @@ def rtu_bench():
         modbus_pcs_module.start_pcs_rtu_server(bench.plant, baudrate=BAUDRATE, parity=PARITY), bench.loop
     ).result(timeout=30)
     bench.call(lambda: (bench.plant.set_source(output_on=True), bench.plant.set_dc_source(output_on=True)))
-    bench.advance(0.2)
+    bench.advance(0.5)   # the DC link charged and the telemetry image (0.1 s refresh) caught up
     bench.rtu = server
     yield bench
     asyncio.run_coroutine_threadsafe(server.stop(), bench.loop).result(timeout=10)
