@@ -107,7 +107,12 @@ def profile_procedure(metafunc: pytest.Metafunc, argname: str, key: str) -> Any 
     as skipped, never vanishes, never errors at collection."""
     profile = metafunc.config.stash[PROFILE_KEY]
     if profile.has(key):
-        return profile.setting(key)
+        value = profile.setting(key)
+        if isinstance(value, list) and not value:
+            # pytest would skip an empty parameter set with a generic reason: say what is wrong
+            raise ProfileError(str(profile.path), [f"key '{key}' is an empty list: the plan needs "
+                                                   "at least one entry"])
+        return value
     metafunc.parametrize(argname, [pytest.param(None, id="not-in-profile", marks=pytest.mark.skip(
         reason=_not_in_profile_reason(profile, key)))])
     return None

@@ -250,7 +250,10 @@ class ModbusInstrument:
         return self.identity
 
     def initialize(self) -> None:
-        """Check the map's version point, so a map for other firmware fails before any write."""
+        """Check the device is the product the map was written for (its identity points against
+        the map header) and the map's version point, so a wrong address or a map for other
+        firmware fails before any write."""
+        self._check_identity_against_map()
         version_point = self.point_map.version_point
         if version_point is None:
             return
@@ -258,6 +261,17 @@ class ModbusInstrument:
         if found != self.point_map.version:
             raise self.error(f"point map {self.point_map.name} is for register-block version "
                              f"{self.point_map.version}, the instrument reports {version_point} = {found}")
+
+    def _check_identity_against_map(self) -> None:
+        identity = self.identity if getattr(self, "identity", None) is not None else self.identify()
+        for field, stated in (("manufacturer", self.point_map.manufacturer),
+                              ("model", self.point_map.model)):
+            if not self.point_map.has(field) or not stated:
+                continue            # nothing to compare: the header fills the identity
+            answered = getattr(identity, field)
+            if answered.strip().upper() != str(stated).strip().upper():
+                raise self.error(f"point map {self.point_map.name} is for {field} {stated!r}, but the "
+                                 f"device at this address reports {answered!r} (point '{field}')")
 
     # -- points ------------------------------------------------------------------------------
     @property

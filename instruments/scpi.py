@@ -456,6 +456,7 @@ class ScpiInstrument:
                                                         max_bytes=max_bytes, expectation=expectation)
             if length is None:
                 data = self._read_indefinite_block(command, max_bytes)
+                self._check_indefinite_length(command, len(data), expected_bytes, expectation)
                 self._record_transfer(command, len(data), started, header_at, "visa")
                 return data
             if buffer is None:
@@ -495,6 +496,7 @@ class ScpiInstrument:
                                                         max_bytes=max_bytes, expectation=expectation)
             if length is None:
                 data = self._read_indefinite_block(command, max_bytes)
+                self._check_indefinite_length(command, len(data), expected_bytes, expectation)
                 with memoryview(data) as whole:
                     for offset in range(0, len(data), chunk_bytes):
                         sink(offset, whole[offset:offset + chunk_bytes])
@@ -550,6 +552,14 @@ class ScpiInstrument:
             raise self.error(f"{command!r}: block announces {length} bytes but "
                              f"{expected_bytes} were expected {expectation}".rstrip())
         return length, header_at
+
+    def _check_indefinite_length(self, command: str, length: int, expected_bytes: int | None,
+                                 expectation: str) -> None:
+        # a #0 block says its length only by ending: a short one must not reach a caller that
+        # fills a preallocated (possibly reused) record, or its tail would be the previous one
+        if expected_bytes is not None and length != expected_bytes:
+            raise self.error(f"{command!r}: indefinite-length (#0) block has {length} bytes but "
+                             f"{expected_bytes} were expected {expectation}".rstrip())
 
     def _check_terminator(self, command: str, length: int, after: bytes | bytearray | memoryview) -> None:
         if after != b"\n":

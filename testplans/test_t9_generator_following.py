@@ -42,6 +42,7 @@ pytestmark = [pytest.mark.test_id("T9"), pytest.mark.profile_sections("generator
 
 FREQ_UNITS = "% of rated frequency"
 VOLT_UNITS = "% of rated voltage"
+MIN_STEP_DRAWN_FRACTION = 0.9     # of the case's step; see load_step_drawn below
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -82,11 +83,19 @@ def genset_bus(bench_session, bench_config, dc_source, grid_simulator, genset, l
     """The genset alone on the bus at the base load, the PCS following it; afterwards the bench
     as other plans expect it."""
     procedure = profile.setting("generator_following.procedure")
-    make_genset_bus(bench_config, dc_source, grid_simulator, genset, load_bank, pcs, clock,
-                    base_load_w=procedure["base_load_pu"] * genset.rating.s_rated_va,
-                    start_timeout_s=procedure["start_timeout_s"], settle_s=procedure["settle_s"])
-    follow_genset(bench_config, pcs, clock, control_mode=procedure["pcs_control_mode"],
-                  p_w=procedure["pcs_p_pu"] * bench_config.pcs.s_rated_va)
+    try:
+        make_genset_bus(bench_config, dc_source, grid_simulator, genset, load_bank, pcs, clock,
+                        base_load_w=procedure["base_load_pu"] * genset.rating.s_rated_va,
+                        start_timeout_s=procedure["start_timeout_s"], settle_s=procedure["settle_s"])
+        follow_genset(bench_config, pcs, clock, control_mode=procedure["pcs_control_mode"],
+                      p_w=procedure["pcs_p_pu"] * bench_config.pcs.s_rated_va)
+    except BaseException:
+        # a setup that fails half way (breaker never reports closed, PCS does not start) must
+        # not leave a running genset on the bus for the next plan to close the grid onto
+        pcs.stop()
+        load_bank.safe_state()
+        genset.safe_state()
+        raise
     yield procedure
     leave_genset_bus(bench_config, grid_simulator, genset, load_bank, bench_session.instruments.get("ac_load"), pcs,
                      clock, settle_s=procedure["restore_settle_s"])
@@ -145,7 +154,12 @@ def test_T9_generator_following(genset_case: GensetCase, genset_bus, before_case
                              if genset_case.kind == "load_step" else 0.0)
         setting = load_bank.plan(target_w)      # quantised to the bank's steps, refused beyond its rating
         drawn_w = abs(setting.p_w - load_bank.read().setting.p_w)
-        measurements.record("load_step_drawn", drawn_w, "W")
+        requested_w = genset_case.parameters["p_pu"] * rating.s_rated_va
+        # not a requirement but the stimulus's validity: a bank whose steps round the request
+        # far down would let every dip and recovery check pass on a non-event
+        measurements.record("load_step_drawn", drawn_w, "W", low=MIN_STEP_DRAWN_FRACTION * requested_w,
+                            fail_message=f"the load bank drew {drawn_w / 1e3:.1f} kW of the {requested_w / 1e3:.1f} kW "
+                                         f"step the case asks for (its steps cannot make it): the case is not a test")
 
         def stimulus() -> None:
             load_bank.apply(setting)

@@ -402,6 +402,19 @@ def test_block_bigger_than_the_preamble_says_is_refused_before_reading(fakes, rm
     scope.close()
 
 
+def test_short_indefinite_block_never_returns_the_previous_records_tail(fakes, rm):
+    # the driver reuses its output arrays: a #0 block shorter than the record must be an
+    # error, not a record whose missing part is still the previous download
+    replies = iter([block(KNOWN_CODES.tobytes()), b"#0" + KNOWN_CODES[:2].tobytes() + b"\n"])
+    _, scope = _open_scope(fakes, rm, **{"CURVE?": lambda _: next(replies)})
+    first = scope.read_waveform(1)
+    assert len(first.volts) == len(KNOWN_CODES)
+    del first
+    with pytest.raises(InstrumentError, match=r"indefinite-length \(#0\) block has 4 bytes but 12"):
+        scope.read_waveform(1)
+    scope.close()
+
+
 def test_oversized_block_header_is_refused(fakes, rm):
     fake = fakes({"*IDN?": RP_IDN, "FETC:ARR?": b"#9999999999" + b"\x00" * 16})
     dc = open_instrument("dc_source", "keysight_rp7900", fake.resource, resource_manager=rm)

@@ -165,6 +165,18 @@ def test_identities_and_a_wrong_model_refused(bench, genset, load_bank):
                         options={**GENSET_OPTIONS, "s_rated_va": 800e3})
 
 
+def test_a_map_for_another_product_is_refused_even_without_expected_model(bench, tmp_path):
+    # a wrong address or a map for another controller must fail at open, before any write:
+    # the device's identity points are compared with the map header
+    text = (REPO / "instruments" / "genset" / "pointmaps" / "vgc1.toml").read_text()
+    other = tmp_path / "other_controller.toml"
+    other.write_text(text.replace('model = "VGC-1"', 'model = "GC-9000"', 1))
+    with pytest.raises(InstrumentError, match="is for model 'GC-9000', but the device at this address "
+                                              "reports 'VGC-1'"):
+        open_instrument("genset", "modbus_genset", bench.resource("genset"),
+                        options={**GENSET_OPTIONS, "point_map": str(other)})
+
+
 def test_genset_starts_closes_carries_the_load_and_stops(bench, genset, load_bank):
     with pytest.raises(InstrumentError, match="engine reports STOPPED.*nothing was sent"):
         genset.close_breaker()

@@ -68,6 +68,7 @@ REASON_REQCNT, REASON_CHR, REASON_END = 1, 2, 4
 ERR_NONE, ERR_SYNTAX, ERR_NOT_ACCESSIBLE, ERR_INVALID_LINK, ERR_PARAMETER = 0, 1, 3, 4, 5
 ERR_NOT_SUPPORTED, ERR_OUT_OF_RESOURCES, ERR_LOCKED, ERR_NO_LOCK, ERR_IO_TIMEOUT = 8, 9, 11, 12, 15
 
+MAX_PENDING_CHUNKS = 16             # a program message may span this many write chunks
 DEFAULT_MAX_RECV_BYTES = 1 << 20     # what create_link announces: the largest write chunk we take
 MAX_LINKS = 16
 MAV_BIT = 0x10                       # IEEE 488.2 status byte: message available
@@ -337,6 +338,10 @@ class Vxi11Server:
             return XdrWriter().int(ERR_LOCKED).uint(0)
         if len(data) > self.max_recv_bytes:
             return XdrWriter().int(ERR_PARAMETER).uint(0)
+        if len(link.pending_input) + len(data) > MAX_PENDING_CHUNKS * self.max_recv_bytes:
+            # a client that never sends END must not grow a message without bound
+            link.pending_input.clear()
+            return XdrWriter().int(ERR_OUT_OF_RESOURCES).uint(0)
         link.pending_input += data
         if flags & FLAG_END:
             message, link.pending_input = bytes(link.pending_input), bytearray()
