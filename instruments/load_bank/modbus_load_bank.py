@@ -116,10 +116,13 @@ class ModbusLoadBank(ModbusInstrument):
         values = {}
         for branch, mask in zip(BRANCHES, (setting.resistive_mask, setting.inductive_mask,
                                            setting.capacitive_mask)):
-            if self.point_map.has(contactor_point(branch)):
-                values[contactor_point(branch)] = mask
+            point = contactor_point(branch)
+            if self.point_map.has(point) and self.point_map.point(point).writable:
+                values[point] = mask
             elif mask:
-                raise LoadCapabilityError(self.role, self.resource_name, f"the map has no {branch} contactors")
+                raise LoadCapabilityError(self.role, self.resource_name,
+                                          f"the map has no writable {branch} contactors ({point})")
+            # a branch the bank cannot switch is left out, so all_off still opens the others
         self.command(values, f"steps P {setting.p_w:g} W, QL {setting.q_inductive_var:g} var, "
                              f"QC {setting.q_capacitive_var:g} var")
 
