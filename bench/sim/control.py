@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
 from bench.sim.ai_load import profile_from_spec
+from bench.sim.stream_server import StreamServer
 
 log = logging.getLogger(__name__)
 
@@ -39,35 +40,18 @@ class ControlHooks:
     request_shutdown: Callable[[], None]
 
 
-class ControlServer:
+class ControlServer(StreamServer):
     def __init__(self, hooks: ControlHooks) -> None:
+        super().__init__()
         self.hooks = hooks
-        self._server: asyncio.base_events.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
         self._advance_lock = asyncio.Lock()
-        self.host = ""
-        self.port = 0
-
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "ControlServer":
-        self._server = await asyncio.start_server(self._serve_client, host, port)
-        self.host, self.port = self._server.sockets[0].getsockname()[:2]
-        return self
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
-        self._server = None
-
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        self._track(writer)
         try:
             while line := await reader.readline():
                 if not line.strip():
@@ -78,7 +62,7 @@ class ControlServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self._writers.discard(writer)
+            self._untrack(writer)
             writer.close()
 
     async def handle_line(self, line: bytes) -> dict:

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from bench.sim.scpi.server import ScpiError
+from bench.sim.stream_server import StreamServer
 
 log = logging.getLogger(__name__)
 
@@ -182,21 +183,18 @@ class Link:
     remote: bool = False
 
 
-class Vxi11Server:
+class Vxi11Server(StreamServer):
     """Serves one simulated instrument on the VXI-11 core channel (loopback by default)."""
 
     def __init__(self, instrument: Any, *, device_names: tuple[str, ...] = ("inst0",),
                  max_recv_bytes: int = DEFAULT_MAX_RECV_BYTES) -> None:
+        super().__init__()
         self.instrument = instrument
         self.device_names = tuple(name.lower() for name in device_names)
         self.max_recv_bytes = int(max_recv_bytes)
         self.links: dict[int, Link] = {}
         self.lock_owner: int | None = None       # lid holding the device lock
         self._lids = itertools.count(1)
-        self._server: asyncio.base_events.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.host = ""
-        self.port = 0
         self._procedures: dict[int, Callable[[XdrReader, set[int]], Any]] = {
             CREATE_LINK: self._create_link, DEVICE_WRITE: self._device_write,
             DEVICE_READ: self._device_read, DEVICE_READSTB: self._device_readstb,
@@ -208,28 +206,14 @@ class Vxi11Server:
             DESTROY_INTR_CHAN: self._destroy_intr_chan,
         }
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "Vxi11Server":
-        self._server = await asyncio.start_server(self._serve_client, host, port)
-        self.host, self.port = self._server.sockets[0].getsockname()[:2]
-        return self
-
     @property
     def resource(self) -> str:
         """The VISA address: host and port, so that clients skip the portmapper."""
         return f"TCPIP::{self.host},{self.port}::INSTR"
 
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
-        self._server = None
-
     # --- the connection: records in, records out -------------------------------------------------
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        self._track(writer)
         owned: set[int] = set()          # links created on this connection die with it
         try:
             while True:
@@ -249,7 +233,7 @@ class Vxi11Server:
         finally:
             for lid in owned:
                 self._drop_link(lid)
-            self._writers.discard(writer)
+            self._untrack(writer)
             writer.close()
 
     async def _handle_call(self, message: bytes, owned: set[int]) -> bytes | None:

@@ -22,6 +22,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
+from bench.sim.stream_server import StreamServer
+
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------
@@ -569,29 +571,21 @@ async def send_response(writer: asyncio.StreamWriter, chunks: Sequence[bytes | b
     await writer.drain()
 
 
-class ScpiServer:
+class ScpiServer(StreamServer):
     """Serves one instrument on a TCP socket (raw SCPI, like port 5025 of an LXI device)."""
 
-    def __init__(self, instrument: ScpiInstrument) -> None:
-        self.instrument = instrument
-        self._server: asyncio.base_events.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.host = ""
-        self.port = 0
+    STREAM_LIMIT = 16 * 1024 * 1024    # list programming can send long messages
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "ScpiServer":
-        # a large line limit: list programming can send long messages
-        self._server = await asyncio.start_server(self._serve_client, host, port, limit=16 * 1024 * 1024)
-        sockname = self._server.sockets[0].getsockname()
-        self.host, self.port = sockname[0], sockname[1]
-        return self
+    def __init__(self, instrument: ScpiInstrument) -> None:
+        super().__init__()
+        self.instrument = instrument
 
     @property
     def resource(self) -> str:
         return f"TCPIP::{self.host}::{self.port}::SOCKET"
 
     async def _serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._writers.add(writer)
+        self._track(writer)
         sock = writer.get_extra_info("socket")
         _set_tcp_option(sock, "TCP_NODELAY")
         try:
@@ -614,14 +608,5 @@ class ScpiServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
-            self._writers.discard(writer)
+            self._untrack(writer)
             writer.close()
-
-    async def stop(self) -> None:
-        if self._server is None:
-            return
-        self._server.close()
-        for writer in list(self._writers):
-            writer.close()
-        await self._server.wait_closed()
-        self._server = None
