@@ -42,7 +42,6 @@ pytestmark = [pytest.mark.test_id("T9"), pytest.mark.profile_sections("generator
 
 FREQ_UNITS = "% of rated frequency"
 VOLT_UNITS = "% of rated voltage"
-MIN_STEP_DRAWN_FRACTION = 0.9     # of the case's step; see load_step_drawn below
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -157,7 +156,7 @@ def test_T9_generator_following(genset_case: GensetCase, genset_bus, before_case
         requested_w = genset_case.parameters["p_pu"] * rating.s_rated_va
         # not a requirement but the stimulus's validity: a bank whose steps round the request
         # far down would let every dip and recovery check pass on a non-event
-        measurements.record("load_step_drawn", drawn_w, "W", low=MIN_STEP_DRAWN_FRACTION * requested_w,
+        measurements.record("load_step_drawn", drawn_w, "W", low=procedure["min_step_drawn_fraction"] * requested_w,
                             fail_message=f"the load bank drew {drawn_w / 1e3:.1f} kW of the {requested_w / 1e3:.1f} kW "
                                          f"step the case asks for (its steps cannot make it): the case is not a test")
 
